@@ -1,0 +1,102 @@
+"""The one error hierarchy of tcpclose.
+
+Every error a user can cause or meet is a `TcpcloseError` with a short lowercase message and an
+exit status; the CLI prints `tcpclose: error: <message>` and exits with that status. `OSError`
+is translated into this hierarchy at one boundary, `from_oserror`, and chained with `from`.
+"""
+
+from __future__ import annotations
+
+import errno as errno_module
+
+from tcpclose.status import ExitStatus
+
+
+class TcpcloseError(Exception):
+    """Base class: a message for the user and the exit status that goes with it."""
+
+    status: ExitStatus = ExitStatus.FAILURE
+
+    def __init__(self, message: str, *, status: ExitStatus | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(TcpcloseError):
+    """The command line is wrong: the user's fault, fixed by reading --help."""
+
+    status = ExitStatus.USAGE
+
+
+class InputError(TcpcloseError):
+    """An input file is missing, unreadable, empty or not a capture."""
+
+    status = ExitStatus.INPUT
+
+
+class NetworkError(TcpcloseError):
+    """The network said no: refused, unreachable, unresolvable, timed out."""
+
+    status = ExitStatus.NETWORK
+
+
+class PermissionDenied(TcpcloseError):
+    """The kernel refused for lack of privilege."""
+
+    status = ExitStatus.PERMISSION
+
+
+class AddressInUse(TcpcloseError):
+    """bind() failed with EADDRINUSE."""
+
+    status = ExitStatus.ADDRESS_IN_USE
+
+
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno_module.ECONNREFUSED,
+        errno_module.ECONNRESET,
+        errno_module.ECONNABORTED,
+        errno_module.ENETUNREACH,
+        errno_module.EHOSTUNREACH,
+        errno_module.ENETDOWN,
+        errno_module.EHOSTDOWN,
+        errno_module.ETIMEDOUT,
+        errno_module.EADDRNOTAVAIL,
+        errno_module.EPIPE,
+    }
+)
+
+
+def errno_name(code: int | None) -> str | None:
+    """`errno.ECONNRESET` -> "ECONNRESET"; None stays None."""
+    if code is None:
+        return None
+    return errno_module.errorcode.get(code, f"E{code}")
+
+
+def describe_oserror(exc: OSError) -> str:
+    """A short lowercase description: 'connection refused (ECONNREFUSED)'."""
+    text = exc.strerror or str(exc)
+    text = text[:1].lower() + text[1:]
+    name = errno_name(exc.errno)
+    return f"{text} ({name})" if name else text
+
+
+def from_oserror(exc: OSError, doing: str) -> TcpcloseError:
+    """Translate an OSError met while `doing` something into the hierarchy (the one boundary)."""
+    message = f"{doing}: {describe_oserror(exc)}"
+    if isinstance(exc, TimeoutError) or exc.errno in _NETWORK_ERRNOS:
+        return NetworkError(message)
+    if exc.errno == errno_module.EADDRINUSE:
+        return AddressInUse(message)
+    if exc.errno in (errno_module.EACCES, errno_module.EPERM):
+        return PermissionDenied(message)
+    if exc.errno in (errno_module.ENOENT, errno_module.EISDIR, errno_module.ENOTDIR):
+        return InputError(message)
+    return TcpcloseError(message)

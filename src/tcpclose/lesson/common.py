@@ -1,0 +1,104 @@
+"""What both lesson programs share: glibc-style error lines, argument plumbing, addresses."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from typing import NoReturn
+
+
+def say(text: str) -> None:
+    """printf() to stdout, flushed at once (the C original buffers when piped; we never do,
+    so a transcript is complete even when the process is killed by SIGPIPE)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def error(program: str, status: int, message: str, errnum: int | None = None) -> NoReturn:
+    """glibc's error(3): flush stdout, print `program: message[: strerror]` to stderr, exit.
+
+    The C programs report everything this way, so `client closed ` goes to standard error,
+    prefixed with the program's name, exactly as the originals print it.
+    """
+    sys.stdout.flush()
+    line = f"{program}: {message}"
+    if errnum is not None:
+        import os
+
+        line += f": {os.strerror(errnum)}"
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    raise SystemExit(status)
+
+
+def warn(program: str, message: str) -> None:
+    """One line to stderr that does not end the program."""
+    sys.stdout.flush()
+    sys.stderr.write(f"{program}: {message}\n")
+    sys.stderr.flush()
+
+
+def family_of(address: str) -> socket.AddressFamily:
+    """AF_INET or AF_INET6 for an IP literal; ValueError for anything else."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+
+
+def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple]:
+    """An IP literal as is, else a host name through getaddrinfo (which may ask DNS).
+
+    Raises ValueError for text that is neither an IP address nor a syntactically valid host
+    name (checked before any lookup), and socket.gaierror when a valid name does not resolve.
+    """
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        family = family_of(host)
+    except ValueError:
+        if not _looks_like_hostname(host):
+            raise ValueError(f"{host!r} is not an IP address or a host name") from None
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, sockaddr = infos[0]
+        return socket.AddressFamily(family), sockaddr
+    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    return family, infos[0][4]
+
+
+def _looks_like_hostname(text: str) -> bool:
+    if not text or len(text) > 253:
+        return False
+    labels = text.rstrip(".").split(".")
+    return all(
+        0 < len(label) <= 63
+        and all(ch.isalnum() or ch == "-" for ch in label)
+        and label.isascii()
+        and not label.startswith("-")
+        and not label.endswith("-")
+        for label in labels
+    )
+
+
+def show_bytes(data: bytes) -> str:
+    """Bytes as the C programs print them (%s), made safe: invalid UTF-8 becomes U+FFFD and
+    control characters other than newline and tab are escaped, so a terminal is never harmed."""
+    text = data.decode("utf-8", errors="replace")
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch in "\n\t":
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def port_number(text: str) -> int:
+    """argparse type for --port: 0..65535 (0 asks the kernel for a free port)."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise ValueError(f"port must be a number, not {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise ValueError(f"port {value} is out of range 0-65535")
+    return value

@@ -1,0 +1,1 @@
+"""The one data model: packets, application events and the timeline that merges them."""

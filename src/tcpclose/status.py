@@ -1,0 +1,28 @@
+"""Exit statuses of the `tcpclose` command, one per kind of outcome.
+
+The lesson's programs (`graceserver`, `graceclient`) keep the C originals' statuses instead;
+see `tcpclose.lesson`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    #: the command did what was asked (whatever the verdicts it reports)
+    OK = 0
+    #: a run failed in a way that is not the user's input (a program crashed, a capture broke)
+    FAILURE = 1
+    #: the command line itself is wrong (unknown option, missing argument)
+    USAGE = 2
+    #: the network refused: connection refused, unreachable, name not resolved, timed out
+    NETWORK = 3
+    #: the operating system refused: no permission (capture without CAP_NET_RAW, port < 1024)
+    PERMISSION = 4
+    #: an input file is missing, unreadable, empty or not what it claims to be
+    INPUT = 5
+    #: a port or address is already in use
+    ADDRESS_IN_USE = 6
+    #: interrupted by the user (Ctrl-C)
+    INTERRUPTED = 130
