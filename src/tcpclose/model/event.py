@@ -2,19 +2,26 @@
 
 The lesson's programs write one line per step with `--events FILE`, for example::
 
-    {"t_ns": 1764104580123456789, "role": "server", "event": "received", "bytes": 5, "data": "data1"}
+    {"t_ns": 1764104580123456789, "role": "server", "event": "received",
+     "bytes": 5, "data": "data1"}
 
 `t_ns` comes from `time.time_ns()` (CLOCK_REALTIME), the clock the kernel stamps captured packets
 with, so events and packets line up on one time axis.
 
-Event names (the `event` field):
+Event names (the `event` field) and their own keys:
 
-    listening  bound and listening (address, port)       connected  connect() returned (local, peer)
-    accepted   accept() returned (peer)                   received   a read returned data (bytes, data)
-    sent       a write returned (bytes, data)             eof        a read returned 0
-    shutdown   shutdown() called (how)                    close      close() called
-    abort      SO_LINGER {on, 0} then close()             error      a call failed (call, errno, message)
-    signal     a signal handler ran (signal)              exit       the program is about to exit (status)
+    listening  bound and listening (address, port)
+    connected  connect() returned (local, local_port, peer, peer_port)
+    accepted   accept() returned (peer, peer_port, local, local_port)
+    received   a read returned data (bytes, data)
+    sent       a write returned (bytes, data)
+    eof        a read returned 0
+    shutdown   shutdown() was called (how, reason)
+    close      close() was called
+    abort      SO_LINGER {on, 0}, then close(): the kernel sends RST
+    error      a call failed (call, errno, message)
+    signal     a signal handler ran (signal)
+    exit       the program is about to exit (status)
 """
 
 from __future__ import annotations
@@ -49,7 +56,9 @@ class AppEvent:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> AppEvent:
         rest = {k: v for k, v in obj.items() if k not in ("t_ns", "role", "event")}
-        return cls(t_ns=int(obj["t_ns"]), role=str(obj["role"]), event=str(obj["event"]), fields=rest)
+        return cls(
+            t_ns=int(obj["t_ns"]), role=str(obj["role"]), event=str(obj["event"]), fields=rest
+        )
 
 
 def read_events(path: Path) -> list[AppEvent]:

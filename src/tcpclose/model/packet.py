@@ -101,7 +101,7 @@ class Packet:
     @property
     def seq_end(self) -> int:
         """The sequence number after this segment: SYN and FIN each count as one byte."""
-        return (self.seq + self.length + (1 if self.syn else 0) + (1 if self.fin else 0)) & 0xFFFFFFFF
+        return (self.seq + self.length + self.syn + self.fin) & 0xFFFFFFFF
 
     def text(self, limit: int = 40) -> str | None:
         """The payload as text if it is printable UTF-8 (cut to `limit` characters), else None."""
