@@ -60,20 +60,39 @@ def build_parser(prog: str = PROGRAM) -> Parser:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The program's arguments, shared with `tcpclose client`."""
     parser.add_argument("host", metavar="IPaddress", help="server address (IPv4 or IPv6)")
-    parser.add_argument("--port", type=checked(port_number), default=SERV_PORT,
-                        help=f"server port (default {SERV_PORT})")
-    parser.add_argument("--close-wait", type=checked(non_negative_seconds), default=6.0,
-                        metavar="SECONDS", help="sleep after `close`/`abort` (default 6)")
-    parser.add_argument("--connect-timeout", type=checked(non_negative_seconds), default=10.0,
-                        metavar="SECONDS", help="give up connecting after this long (default 10)")
-    parser.add_argument("--events", metavar="FILE",
-                        help="append one JSON line per step (timestamps in ns)")
+    parser.add_argument(
+        "--port",
+        type=checked(port_number),
+        default=SERV_PORT,
+        help=f"server port (default {SERV_PORT})",
+    )
+    parser.add_argument(
+        "--close-wait",
+        type=checked(non_negative_seconds),
+        default=6.0,
+        metavar="SECONDS",
+        help="sleep after `close`/`abort` (default 6)",
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=checked(non_negative_seconds),
+        default=10.0,
+        metavar="SECONDS",
+        help="give up connecting after this long (default 10)",
+    )
+    parser.add_argument(
+        "--events", metavar="FILE", help="append one JSON line per step (timestamps in ns)"
+    )
 
 
 def options_from(namespace: argparse.Namespace) -> ClientOptions:
-    return ClientOptions(host=namespace.host, port=namespace.port,
-                         close_wait=namespace.close_wait,
-                         connect_timeout=namespace.connect_timeout, events=namespace.events)
+    return ClientOptions(
+        host=namespace.host,
+        port=namespace.port,
+        close_wait=namespace.close_wait,
+        connect_timeout=namespace.connect_timeout,
+        events=namespace.events,
+    )
 
 
 class GraceClient:
@@ -101,13 +120,15 @@ class GraceClient:
             self.log.emit("error", call="connect", errno="ETIMEDOUT", message="timed out")
             error(PROGRAM, 1, "connect failed : Connection timed out")
         except OSError as exc:
-            self.log.emit("error", call="connect", errno=errno_name(exc.errno),
-                          message=exc.strerror)
+            self.log.emit(
+                "error", call="connect", errno=errno_name(exc.errno), message=exc.strerror
+            )
             error(PROGRAM, 1, "connect failed ", exc.errno)
         sock.settimeout(None)
         local, peer = sock.getsockname(), sock.getpeername()
-        self.log.emit("connected", local=local[0], local_port=local[1],
-                      peer=peer[0], peer_port=peer[1])
+        self.log.emit(
+            "connected", local=local[0], local_port=local[1], peer=peer[0], peer_port=peer[1]
+        )
         return sock
 
     def run(self) -> int:
@@ -167,8 +188,9 @@ class GraceClient:
         try:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
-            self.log.emit("error", call="shutdown", errno=errno_name(exc.errno),
-                          message=exc.strerror)
+            self.log.emit(
+                "error", call="shutdown", errno=errno_name(exc.errno), message=exc.strerror
+            )
             error(PROGRAM, 1, "shutdown failed", exc.errno)
         self.log.emit("shutdown", how="SHUT_WR", reason=reason)
 

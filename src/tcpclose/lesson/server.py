@@ -52,19 +52,36 @@ def build_parser(prog: str = PROGRAM) -> Parser:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The program's arguments, shared with `tcpclose server`."""
-    parser.add_argument("--port", type=checked(port_number), default=SERV_PORT,
-                        help=f"port to listen on (default {SERV_PORT}; 0 picks a free port)")
-    parser.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
-                        help="address to bind (default 127.0.0.1; 0.0.0.0 or :: is the "
-                        "lesson's INADDR_ANY)")
-    parser.add_argument("--delay", type=checked(non_negative_seconds), default=5.0,
-                        metavar="SECONDS", help="processing time before each answer (default 5)")
-    parser.add_argument("--sigpipe", choices=SIGPIPE_MODES, default="ignore",
-                        help="ignore: a failed write reports EPIPE (the lesson's listing); "
-                        "default: the kernel kills the process (the course repository's copy); "
-                        "handler: a handler reports the signal, then the write fails")
-    parser.add_argument("--events", metavar="FILE",
-                        help="append one JSON line per step (timestamps in ns)")
+    parser.add_argument(
+        "--port",
+        type=checked(port_number),
+        default=SERV_PORT,
+        help=f"port to listen on (default {SERV_PORT}; 0 picks a free port)",
+    )
+    parser.add_argument(
+        "--bind",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address to bind (default 127.0.0.1; 0.0.0.0 or :: is the lesson's INADDR_ANY)",
+    )
+    parser.add_argument(
+        "--delay",
+        type=checked(non_negative_seconds),
+        default=5.0,
+        metavar="SECONDS",
+        help="processing time before each answer (default 5)",
+    )
+    parser.add_argument(
+        "--sigpipe",
+        choices=SIGPIPE_MODES,
+        default="ignore",
+        help="ignore: a failed write reports EPIPE (the lesson's listing); "
+        "default: the kernel kills the process (the course repository's copy); "
+        "handler: a handler reports the signal, then the write fails",
+    )
+    parser.add_argument(
+        "--events", metavar="FILE", help="append one JSON line per step (timestamps in ns)"
+    )
 
 
 def options_from(namespace: argparse.Namespace) -> ServerOptions:
@@ -72,8 +89,13 @@ def options_from(namespace: argparse.Namespace) -> ServerOptions:
         family_of(namespace.bind)
     except ValueError:
         raise UsageError(f"--bind: {namespace.bind!r} is not an IP address") from None
-    return ServerOptions(port=namespace.port, bind=namespace.bind, delay=namespace.delay,
-                         sigpipe=namespace.sigpipe, events=namespace.events)
+    return ServerOptions(
+        port=namespace.port,
+        bind=namespace.bind,
+        delay=namespace.delay,
+        sigpipe=namespace.sigpipe,
+        events=namespace.events,
+    )
 
 
 class GraceServer:
@@ -132,14 +154,20 @@ class GraceServer:
         except OSError as exc:
             error(PROGRAM, 1, "accept failed ", exc.errno)
         listener.close()
-        self.log.emit("accepted", peer=peer[0], peer_port=peer[1],
-                      local=conn.getsockname()[0], local_port=conn.getsockname()[1])
+        self.log.emit(
+            "accepted",
+            peer=peer[0],
+            peer_port=peer[1],
+            local=conn.getsockname()[0],
+            local_port=conn.getsockname()[1],
+        )
         while True:
             try:
                 message = conn.recv(MAXLINE)  # [loop] one read is one message
             except OSError as exc:
-                self.log.emit("error", call="read", errno=errno_name(exc.errno),
-                              message=exc.strerror)
+                self.log.emit(
+                    "error", call="read", errno=errno_name(exc.errno), message=exc.strerror
+                )
                 error(PROGRAM, 1, "error read", exc.errno)
             if not message:
                 self.log.emit("eof")
@@ -152,8 +180,9 @@ class GraceServer:
             try:
                 sent = conn.send(reply)
             except OSError as exc:
-                self.log.emit("error", call="write", errno=errno_name(exc.errno),
-                              message=exc.strerror)
+                self.log.emit(
+                    "error", call="write", errno=errno_name(exc.errno), message=exc.strerror
+                )
                 error(PROGRAM, 1, "error write", exc.errno)
             self.log.emit("sent", bytes=sent, data=reply[:sent].decode("utf-8", "replace"))
             say(f"send bytes: {sent} \n")
