@@ -12,11 +12,12 @@ from tcpclose.render.labels import event_label, segment_kind, segment_label
 from tcpclose.render.text import HIDDEN_EVENTS
 
 _ALIAS = {Role.CLIENT: "C", Role.SERVER: "S"}
+_ESCAPES = str.maketrans({"#": "#35;", ";": "#59;", "\n": " "})
 
 
 def _escape(text: str) -> str:
     """Mermaid reads `#` as an entity and `;` as the end of a statement: write them as codes."""
-    return text.replace("#", "#35;").replace(";", "#59;").replace("\n", " ")
+    return text.translate(_ESCAPES)
 
 
 def render_mermaid(timeline: Timeline, *, title: str | None = None, show_acks: bool = False) -> str:
