@@ -159,7 +159,7 @@ def test_shut_wr_write(catalog_runs: dict[str, LabRun]) -> None:
     run = catalog_runs["shut-wr-write"]
     assert call(run, "write(late)") == (None, "EPIPE")
     assert "client SIGPIPE" in run.verdict.signals
-    assert [c for c in calls(run, "client") if c[0] == "read()"][0] == ("read()", 2, None)
+    assert next(c for c in calls(run, "client") if c[0] == "read()") == ("read()", 2, None)
 
 
 def test_shut_rdwr_ignores_the_reference_count(catalog_runs: dict[str, LabRun]) -> None:

@@ -15,6 +15,8 @@ from tcpclose.capture.frames import Frame
 from tcpclose.capture.pcapfile import read_pcap_frames
 
 READY_TIMEOUT = 10.0
+SNAPLEN = 2048
+BUFFER_KIB = 32 * 1024
 
 
 class TcpdumpUnavailable(Exception):
@@ -43,8 +45,12 @@ class TcpdumpCapture:
                 "-U",
                 "--immediate-mode",
                 "-n",
+                # The ring's slots are snaplen-sized: with -s 0 (256 KiB) a burst on lo fills
+                # it at once. 2 KiB keeps every header and the start of every payload.
                 "-s",
-                "0",
+                str(SNAPLEN),
+                "-B",
+                str(BUFFER_KIB),
                 "--time-stamp-precision=nano",
                 "-w",
                 str(self.path),
@@ -60,20 +66,35 @@ class TcpdumpCapture:
         """tcpdump says `listening on lo` on stderr once its filter is in place."""
         assert self.proc.stderr is not None
         deadline = time.monotonic() + READY_TIMEOUT
+        said = ""
         while time.monotonic() < deadline:
             line = self.proc.stderr.readline()
             if "listening on" in line:
                 return
-            if not line and self.proc.poll() is not None:
+            if line.strip() and not said:  # the first line says why; the rest is detail
+                said = line.strip().removeprefix("tcpdump: ")
+            elif self.proc.poll() is not None:
                 break
         self.proc.kill()
         self.proc.wait()
         self._dir.cleanup()
-        message = (line or "").strip() or "tcpdump did not start"
-        raise TcpdumpUnavailable(f"tcpdump cannot capture: {message}")
+        raise TcpdumpUnavailable(f"tcpdump cannot capture: {said or 'it did not start'}")
+
+    def _wait_until_written(self, quiet: float = 0.15, limit: float = 3.0) -> None:
+        """tcpdump -U writes each packet as it reads it, but may still be reading its ring:
+        SIGINT ends it at once, so wait until the file has stopped growing."""
+        deadline = time.monotonic() + limit
+        size, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now = self.path.stat().st_size if self.path.exists() else 0
+            if now != size:
+                size, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.02)
 
     def stop(self) -> tuple[list[Frame], int]:
-        time.sleep(0.05)  # tcpdump -U writes each packet as it arrives; let the last land
+        self._wait_until_written()
         self.proc.send_signal(signal.SIGINT)
         try:
             _out, err = self.proc.communicate(timeout=10)

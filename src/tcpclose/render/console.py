@@ -10,21 +10,19 @@ from rich.console import Console
 
 
 def stdout_console(min_width: int | None = None) -> Console:
-    """A Console for results. Not a tty: no colour, and a fixed width (rich would assume 80)."""
-    tty = sys.stdout.isatty()
-    console = Console(highlight=False, soft_wrap=False, emoji=False)
-    if not tty:
-        console = Console(
-            highlight=False,
-            soft_wrap=False,
-            emoji=False,
-            no_color=True,
-            width=max(min_width or 100, 100),
-            color_system=None,
-        )
-    elif min_width and console.width < min_width:
-        pass  # a narrow terminal: callers check `console.width` and lay out accordingly
-    return console
+    """A Console for results. On a tty: colour, wrapped to the terminal (callers check
+    `console.width` to lay out). Not a tty: no colour, lines never wrapped (one fact, one line,
+    for grep), and tables laid out for `min_width` columns (rich would assume 80)."""
+    if sys.stdout.isatty():
+        return Console(highlight=False, emoji=False)
+    return Console(
+        highlight=False,
+        emoji=False,
+        no_color=True,
+        color_system=None,
+        soft_wrap=True,
+        width=max(min_width or 120, 120),
+    )
 
 
 @contextmanager
