@@ -149,9 +149,19 @@ class PacketFacts:
         return min(times) if times else None
 
     @property
+    def first_closer(self) -> str | None:
+        """ "client" or "server": whose FIN or RST came first (None if neither closed)."""
+        peer = self.peer_end_t
+        if peer is None and self.our_close_t is None:
+            return None
+        if peer is None or (self.our_close_t is not None and self.our_close_t <= peer):
+            return "client"
+        return "server"
+
+    @property
     def close_to_peer_end(self) -> float | None:
-        """Seconds from our first FIN/RST to the server's first FIN/RST after it."""
-        if self.our_close_t is None or self.peer_end_t is None:
+        """Seconds from our first FIN/RST to the server's first FIN/RST, when ours came first."""
+        if self.first_closer != "client" or self.our_close_t is None or self.peer_end_t is None:
             return None
         return self.peer_end_t - self.our_close_t
 
@@ -165,6 +175,7 @@ class PacketFacts:
             "peer_fin_t": self.peer_fin_t,
             "peer_rst_t": self.peer_rst_t,
             "our_rst_t": self.our_rst_t,
+            "first_closer": self.first_closer,
             "close_to_peer_end_s": self.close_to_peer_end,
         }
 

@@ -129,15 +129,15 @@ def fact_lines(run: RunResult) -> list[tuple[str, str]]:
     if sock.after_close is not None:
         lines.append(("after", f"our orphaned socket: {sock.after_close} (/proc/net/tcp)"))
     ours = "RST" if sock.mode is Mode.ABORT else "FIN"
-    if run.packets is not None and run.packets.close_to_peer_end is not None:
-        pk = run.packets
+    pk = run.packets
+    if pk is not None and pk.close_to_peer_end is not None:
         theirs = "FIN" if pk.peer_end_t == pk.peer_fin_t else "RST"
-        lines.append(
-            (
-                "timing",
-                f"our {pk.our_close} -> server {theirs}: {_ms(pk.close_to_peer_end)} (packets)",
-            )
-        )
+        timing = f"our {pk.our_close} -> server {theirs}: {_ms(pk.close_to_peer_end)} (packets)"
+        lines.append(("timing", timing))
+    elif pk is not None and pk.first_closer == "server" and pk.peer_end_t is not None:
+        theirs = "FIN" if pk.peer_end_t == pk.peer_fin_t else "RST"
+        since = f" {_ms(pk.peer_end_t - sock.t_sent)} after the request" if sock.t_sent else ""
+        lines.append(("timing", f"the server closed first ({theirs}){since} (packets)"))
     elif sock.close_to_end is not None and sock.mode is not Mode.ABORT:
         lines.append(("timing", f"our {ours} -> server's end: {_ms(sock.close_to_end)} (socket)"))
     if run.packets is not None:
