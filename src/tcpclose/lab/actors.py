@@ -1,0 +1,313 @@
+"""Purpose-built endpoints for the kernel facts the lesson states.
+
+Each actor is one small program that plays BOTH sides of one connection on loopback (forking
+where the lesson's claim is about processes sharing a socket), in a fixed order, and reports
+every call and what it returned as events (`--events FILE`, roles `client` and `server`).
+The runner starts the actor, waits for its `listening` event, starts the capture on that port
+and then writes `go` on the actor's standard input.
+
+    python -m tcpclose.lab.actors NAME --events FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tcpclose.errors import errno_name
+from tcpclose.model.event import EventLog
+
+#: pause that lets loopback deliver a segment and its ACK before the next step
+SETTLE = 0.05
+
+
+@dataclass
+class Stage:
+    """The listener and one event log per role."""
+
+    listener: socket.socket
+    client: EventLog
+    server: EventLog
+
+    def pair(self) -> tuple[socket.socket, socket.socket]:
+        """connect() and accept(): the client's and the server's socket of one connection."""
+        c = socket.create_connection(self.listener.getsockname()[:2], timeout=10)
+        c.settimeout(None)
+        self.client.emit("connected", text="connect()")
+        s, _ = self.listener.accept()
+        self.server.emit("accepted", text="accept()")
+        return c, s
+
+
+def call(log: EventLog, label: str, fn: Callable[[], Any]) -> Any:
+    """Run one socket call and record `label` with what it returned or the errno it raised.
+
+    Returns the call's result, or the OSError it raised (so a script can go on).
+    """
+    try:
+        result = fn()
+    except OSError as exc:
+        name = errno_name(exc.errno)
+        log.emit("call", call=label, errno=name, text=f"{label}: {name}")
+        return exc
+    if isinstance(result, bytes):
+        shown = result.decode("utf-8", "replace")
+        text = f"{label} = {len(result)}" + (f' "{shown}"' if result else " (EOF)")
+        log.emit("call", call=label, result=len(result), data=shown, text=text)
+    elif isinstance(result, int):
+        log.emit("call", call=label, result=result, text=f"{label} = {result}")
+    else:
+        log.emit("call", call=label, result=0, text=label)
+    return result
+
+
+def settle(seconds: float = SETTLE) -> None:
+    time.sleep(seconds)
+
+
+def linger_zero(sock: socket.socket) -> None:
+    """SO_LINGER {l_onoff=1, l_linger=0}: close() then discards buffers and sends RST."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def in_child(log: EventLog, body: Callable[[], None], *, sigpipe_default: bool = False) -> None:
+    """fork(): run `body` in the child, then _exit(0); the parent waits for it and records a
+    death by signal as a `killed` event (the child could not record it itself)."""
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if sigpipe_default:
+                signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            body()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        log.emit("killed", signal=name, text=f"child killed by {name}")
+
+
+# --- the actors ----------------------------------------------------------------------------
+
+
+def exit_without_close(stage: Stage) -> None:
+    """The server process exits with exit(0) and never calls close(): does a FIN go out?"""
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:  # the server process
+        s, _ = stage.listener.accept()
+        stage.server.emit("accepted", text="accept()")
+        call(stage.server, "write()", lambda: s.send(b"Hi, data1"))
+        settle()
+        stage.server.emit("exit", status=0, text="exit(0), no close()")
+        os._exit(0)
+    c = socket.create_connection(stage.listener.getsockname()[:2], timeout=10)
+    stage.client.emit("connected", text="connect()")
+    call(stage.client, "read()", lambda: c.recv(4096))
+    os.waitpid(pid, 0)
+    call(stage.client, "read()", lambda: c.recv(4096))
+    c.close()
+
+
+def unread_data_close(stage: Stage) -> None:
+    """close() while the peer's data sits unread in the receive buffer."""
+    c, s = stage.pair()
+    call(stage.client, "write(data1)", lambda: c.send(b"data1"))
+    settle()
+    call(stage.server, "close() with 5 bytes unread", lambda: s.close())
+    settle()
+    call(stage.client, "read()", lambda: c.recv(4096))
+    c.close()
+
+
+def fork_close(stage: Stage) -> None:
+    """After fork() two processes hold the socket: close() in one sends nothing."""
+    c, s = stage.pair()
+    stage.server.emit("fork", text="fork(): 2 references")
+    in_child(stage.server, lambda: call(stage.server, "close() in child", s.close))
+    settle()
+    call(stage.server, "write() in parent", lambda: s.send(b"still open"))
+    settle()
+    call(stage.client, "read()", lambda: c.recv(4096))
+    call(stage.server, "close() in parent", s.close)
+    settle()
+    call(stage.client, "read()", lambda: c.recv(4096))
+    c.close()
+
+
+def fork_shutdown(stage: Stage) -> None:
+    """After fork(), shutdown(SHUT_WR) in one process: FIN now, for every holder."""
+    c, s = stage.pair()
+    stage.server.emit("fork", text="fork(): 2 references")
+    in_child(
+        stage.server,
+        lambda: call(
+            stage.server, "shutdown(SHUT_WR) in child", lambda: s.shutdown(socket.SHUT_WR)
+        ),
+    )
+    settle()
+    call(stage.client, "read()", lambda: c.recv(4096))
+    call(stage.server, "write() in parent", lambda: s.send(b"too late"))
+    call(stage.client, "write(data1)", lambda: c.send(b"data1"))
+    settle()
+    call(stage.server, "read() in parent", lambda: s.recv(4096))
+    s.close()
+    c.close()
+
+
+def shut_rd(stage: Stage) -> None:
+    """shutdown(SHUT_RD): is buffered data discarded, is new data ACKed and dropped?"""
+    c, s = stage.pair()
+    call(stage.client, "write(before)", lambda: c.send(b"before"))
+    settle()
+    call(stage.server, "shutdown(SHUT_RD)", lambda: s.shutdown(socket.SHUT_RD))
+    s.setblocking(False)
+    call(stage.server, "read()", lambda: s.recv(4096))
+    call(stage.client, "write(after)", lambda: c.send(b"after"))
+    settle()
+    call(stage.server, "read()", lambda: s.recv(4096))
+    call(stage.server, "read()", lambda: s.recv(4096))
+    call(stage.server, "write(Hi)", lambda: s.send(b"Hi"))
+    settle()
+    call(stage.client, "read()", lambda: c.recv(4096))
+    s.close()
+    settle()
+    c.close()
+
+
+def shut_wr_write(stage: Stage) -> None:
+    """Writing after shutdown(SHUT_WR): which error, which signal; reading still works."""
+    c, s = stage.pair()
+    call(stage.client, "shutdown(SHUT_WR)", lambda: c.shutdown(socket.SHUT_WR))
+    settle()
+    call(stage.client, "write(late)", lambda: c.send(b"late"))
+    in_child(
+        stage.client,
+        lambda: call(stage.client, "write(late), SIGPIPE default", lambda: c.send(b"late")),
+        sigpipe_default=True,
+    )
+    call(stage.server, "read()", lambda: s.recv(4096))
+    call(stage.server, "write(Hi)", lambda: s.send(b"Hi"))
+    settle()
+    call(stage.client, "read()", lambda: c.recv(4096))
+    s.close()
+    settle()
+    call(stage.client, "read()", lambda: c.recv(4096))
+    c.close()
+
+
+def shut_rdwr(stage: Stage) -> None:
+    """shutdown(SHUT_RDWR) in a forked child: unlike close(), it ignores the reference count."""
+    c, s = stage.pair()
+    stage.server.emit("fork", text="fork(): 2 references")
+    in_child(
+        stage.server,
+        lambda: call(
+            stage.server, "shutdown(SHUT_RDWR) in child", lambda: s.shutdown(socket.SHUT_RDWR)
+        ),
+    )
+    settle()
+    call(stage.client, "read()", lambda: c.recv(4096))
+    call(stage.server, "read() in parent", lambda: s.recv(4096))
+    call(stage.server, "write() in parent", lambda: s.send(b"Hi"))
+    call(stage.server, "close() in parent", s.close)
+    settle()
+    c.close()
+
+
+def write_after_rst(stage: Stage) -> None:
+    """The peer reset the connection: what do the first writes return, and when is SIGPIPE?"""
+    c, s = stage.pair()
+    linger_zero(c)
+    call(stage.client, "SO_LINGER 0, close()", c.close)
+    settle()
+    call(stage.server, "write() #1", lambda: s.send(b"Hi, data1"))
+    call(stage.server, "write() #2", lambda: s.send(b"Hi, data2"))
+    in_child(
+        stage.server,
+        lambda: call(stage.server, "write() #3, SIGPIPE default", lambda: s.send(b"Hi")),
+        sigpipe_default=True,
+    )
+    s.close()
+
+
+def read_after_rst(stage: Stage) -> None:
+    """The peer reset the connection: what do the first reads return?"""
+    c, s = stage.pair()
+    linger_zero(c)
+    call(stage.client, "SO_LINGER 0, close()", c.close)
+    settle()
+    call(stage.server, "read() #1", lambda: s.recv(4096))
+    call(stage.server, "read() #2", lambda: s.recv(4096))
+    s.close()
+
+
+def close_flushes(stage: Stage) -> None:
+    """close() right after a large write: is the send buffer still delivered before the FIN?"""
+    c, s = stage.pair()
+    payload = b"x" * (256 * 1024)
+    c.setblocking(False)
+    sent = call(stage.client, "write(256 KiB)", lambda: c.send(payload))
+    c.setblocking(True)
+    call(stage.client, "close()", c.close)
+    total = 0
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        total += len(chunk)
+    stage.server.emit(
+        "call",
+        call="read() until EOF",
+        result=total,
+        text=f"read() until EOF = {total} bytes",
+        sent=sent,
+    )
+    s.close()
+
+
+ACTORS: dict[str, Callable[[Stage], None]] = {
+    "exit-without-close": exit_without_close,
+    "unread-data-close": unread_data_close,
+    "fork-close": fork_close,
+    "fork-shutdown": fork_shutdown,
+    "shut-rd": shut_rd,
+    "shut-wr-write": shut_wr_write,
+    "shut-rdwr": shut_rdwr,
+    "write-after-rst": write_after_rst,
+    "read-after-rst": read_after_rst,
+    "close-flushes": close_flushes,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tcpclose.lab.actors")
+    parser.add_argument("name", choices=sorted(ACTORS))
+    parser.add_argument("--events", required=True)
+    parser.add_argument("--bind", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    family = socket.AF_INET6 if ":" in args.bind else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind((args.bind, 0))
+    listener.listen(8)
+    stage = Stage(listener, EventLog("client", args.events), EventLog("server", args.events))
+    stage.server.emit("listening", address=args.bind, port=listener.getsockname()[1])
+    if sys.stdin.readline().strip() != "go":  # the capture is running once `go` arrives
+        return 1
+    ACTORS[args.name](stage)
+    settle()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Child processes of a lab run: started with the package importable, watched by a thread that
+notes the moment each one ends (so a death by signal lands on the timeline where it happened)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tcpclose
+
+#: the directory holding the `tcpclose` package, for children started with `python -m`
+_PACKAGE_ROOT = str(Path(tcpclose.__file__).resolve().parent.parent)
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """How one program ended and what it printed."""
+
+    role: str
+    argv: tuple[str, ...]
+    exit_status: int | None  #: the status passed to exit(), None when killed by a signal
+    signal: str | None  #: e.g. "SIGPIPE" when the kernel killed the process
+    stdout: str
+    stderr: str
+    ended_ns: int
+
+    @property
+    def ending(self) -> str:
+        """`exit 0`, `exit 1` or `killed by SIGPIPE`."""
+        if self.signal:
+            return f"killed by {self.signal}"
+        return f"exit {self.exit_status}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "argv": list(self.argv),
+            "exit_status": self.exit_status,
+            "signal": self.signal,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+        }
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Child:
+    """A running program: `python -m MODULE ARGS`, stdout and stderr to files, stdin a pipe."""
+
+    def __init__(self, role: str, module: str, args: list[str], workdir: Path) -> None:
+        self.role = role
+        self.argv = (sys.executable, "-m", module, *args)
+        self._out = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115 - closed in outcome()
+        self._err = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=self._out,
+            stderr=self._err,
+            env=child_env(),
+            start_new_session=True,
+        )
+        self.ended_ns = 0
+        self._done = threading.Event()
+        threading.Thread(target=self._watch, name=f"wait-{role}", daemon=True).start()
+
+    def _watch(self) -> None:
+        self.proc.wait()
+        self.ended_ns = time.time_ns()
+        self._done.set()
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    def send_line(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the program already ended; its outcome will say why
+
+    def close_stdin(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+    def kill(self) -> None:
+        if self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self._done.wait(5)
+
+    def outcome(self) -> ProcessOutcome:
+        """How the program ended and what it printed (call once, after it ended)."""
+        code = self.proc.returncode
+        sig = signal.Signals(-code).name if code is not None and code < 0 else None
+        printed = []
+        for stream in (self._out, self._err):
+            stream.seek(0)
+            printed.append(stream.read().decode("utf-8", "replace"))
+            stream.close()
+        return ProcessOutcome(
+            role=self.role,
+            argv=self.argv,
+            exit_status=None if sig else code,
+            signal=sig,
+            stdout=printed[0],
+            stderr=printed[1],
+            ended_ns=self.ended_ns,
+        )

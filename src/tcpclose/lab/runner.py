@@ -1,0 +1,237 @@
+"""Runs a scenario for real: start the programs, capture their port, script the client,
+wait for both to end, merge packets and events into a timeline, judge it."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tcpclose.capture import CaptureResult, start_capture
+from tcpclose.errors import TcpcloseError
+from tcpclose.lab.processes import Child, ProcessOutcome
+from tcpclose.lab.scenarios import Scenario
+from tcpclose.lab.verdicts import LabVerdict, judge
+from tcpclose.model.event import AppEvent, read_events
+from tcpclose.model.timeline import Timeline
+
+#: lesson time scale by default: the server answers after 0.5 s instead of 5 s
+DEFAULT_SPEED = 0.1
+LESSON_DELAY = 5.0
+LESSON_CLOSE_WAIT = 6.0
+#: how long any one wait may take before the run is declared stuck (generous: loaded machines)
+STEP_TIMEOUT = 20.0
+
+
+class LabError(TcpcloseError):
+    """A scenario did not run as scripted (a program did not start, hung, or died early)."""
+
+
+@dataclass(frozen=True)
+class LabRun:
+    """Everything one run produced."""
+
+    scenario: Scenario
+    speed: float
+    timeline: Timeline
+    client: ProcessOutcome
+    server: ProcessOutcome
+    capture: CaptureResult
+    events: tuple[AppEvent, ...]
+    verdict: LabVerdict
+
+    @property
+    def received(self) -> list[str]:
+        """What the client received, one entry per read, as text."""
+        return [
+            str(e.get("data", ""))
+            for e in self.events
+            if e.role == "client" and e.event == "received"
+        ]
+
+
+class _EventTail:
+    """Reads an --events file as it grows; `wait_for` polls it until a condition holds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def events(self) -> list[AppEvent]:
+        return read_events(self.path)
+
+    def count(self, role: str, name: str) -> int:
+        return sum(1 for e in self.events() if e.role == role and e.event == name)
+
+    def wait_for(self, what: str, ready: Callable[[], bool], alive: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while not ready():
+            if not alive():
+                if ready():
+                    return
+                raise LabError(f"a program ended before {what}")
+            if time.monotonic() > deadline:
+                raise LabError(f"timed out after {STEP_TIMEOUT:.0f} s waiting for {what}")
+            time.sleep(0.005)
+
+
+def _listening_port(tail: _EventTail, child: Child) -> int:
+    tail.wait_for(
+        "the listening socket", lambda: tail.count("server", "listening") > 0, lambda: child.running
+    )
+    event = next(e for e in tail.events() if e.event == "listening")
+    return int(event.get("port"))
+
+
+def _killed_events(*outcomes: ProcessOutcome) -> list[AppEvent]:
+    """A death by signal leaves no event of its own: add one at the moment it was seen."""
+    return [
+        AppEvent(o.ended_ns, o.role, "killed", {"signal": o.signal}) for o in outcomes if o.signal
+    ]
+
+
+def _run_lesson(
+    scenario: Scenario, speed: float, workdir: Path, capture_methods: Sequence[str]
+) -> tuple[ProcessOutcome, ProcessOutcome, CaptureResult, Path]:
+    events_path = workdir / "events.jsonl"
+    tail = _EventTail(events_path)
+    server = Child(
+        "server",
+        "tcpclose.lesson.server",
+        [
+            "--port",
+            "0",
+            "--delay",
+            f"{LESSON_DELAY * speed:g}",
+            "--sigpipe",
+            scenario.sigpipe,
+            "--events",
+            str(events_path),
+        ],
+        workdir,
+    )
+    client: Child | None = None
+    session = None
+    try:
+        port = _listening_port(tail, server)
+        session = start_capture([port], methods=capture_methods)
+        client = Child(
+            "client",
+            "tcpclose.lesson.client",
+            [
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--close-wait",
+                f"{LESSON_CLOSE_WAIT * speed:g}",
+                "--events",
+                str(events_path),
+            ],
+            workdir,
+        )
+        both_alive = lambda: client.running and server.running  # noqa: E731
+        tail.wait_for("the connection", lambda: tail.count("client", "connected") > 0, both_alive)
+        for step in scenario.script:
+            if step[0] == "type":
+                client.send_line(step[1])
+            else:
+                _, role, name, n = step
+                tail.wait_for(
+                    f"{role} {name} #{n}",
+                    lambda r=role, m=name, k=n: tail.count(r, m) >= k,
+                    both_alive,
+                )
+        client.close_stdin()
+        deadline = STEP_TIMEOUT + 3 * (LESSON_DELAY + LESSON_CLOSE_WAIT) * speed
+        for child in (client, server):
+            if not child.wait(deadline):
+                raise LabError(f"the {child.role} did not end within {deadline:.0f} s")
+    finally:
+        for child in (client, server):
+            if child is not None:
+                child.kill()
+        capture = session.stop() if session is not None else None
+    assert client is not None and capture is not None
+    return client.outcome(), server.outcome(), capture, events_path
+
+
+def _run_actor(
+    scenario: Scenario, workdir: Path, capture_methods: Sequence[str]
+) -> tuple[ProcessOutcome, ProcessOutcome, CaptureResult, Path]:
+    events_path = workdir / "events.jsonl"
+    tail = _EventTail(events_path)
+    actor = Child(
+        "server", "tcpclose.lab.actors", [scenario.name, "--events", str(events_path)], workdir
+    )
+    session = None
+    try:
+        port = _listening_port(tail, actor)
+        session = start_capture([port], methods=capture_methods)
+        actor.send_line("go")
+        if not actor.wait(STEP_TIMEOUT):
+            raise LabError(f"actor {scenario.name} did not end within {STEP_TIMEOUT:.0f} s")
+    finally:
+        actor.kill()
+        capture = session.stop() if session is not None else None
+    assert capture is not None
+    outcome = actor.outcome()
+    if outcome.exit_status != 0:
+        raise LabError(f"actor {scenario.name} failed: {outcome.stderr.strip()[-300:]}")
+    # One process plays both roles; each role's outcome is the actor's.
+    client = ProcessOutcome("client", outcome.argv, 0, None, "", "", outcome.ended_ns)
+    return client, outcome, capture, events_path
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    speed: float = DEFAULT_SPEED,
+    capture_methods: Sequence[str] = ("af_packet", "tcpdump"),
+) -> LabRun:
+    """Run one scenario for real and judge it."""
+    with tempfile.TemporaryDirectory(prefix=f"tcpclose-{scenario.name}-") as tmp:
+        workdir = Path(tmp)
+        if scenario.kind == "lesson":
+            client, server, capture, events_path = _run_lesson(
+                scenario, speed, workdir, capture_methods
+            )
+        else:
+            client, server, capture, events_path = _run_actor(scenario, workdir, capture_methods)
+        events = read_events(events_path) + _killed_events(client, server)
+    listening = next((e for e in events if e.event == "listening"), None)
+    server_endpoint = None
+    if listening is not None:
+        server_endpoint = (str(listening.get("address")), int(listening.get("port")))
+    # The clock starts at the first packet (or the connection, without a capture).
+    starts = [p.t for p in capture.packets[:1]] + [
+        e.t for e in events if e.event in ("connected", "accepted")
+    ][:1]
+    timeline = Timeline.build(
+        capture.packets, events, server=server_endpoint, start=min(starts) if starts else None
+    )
+    verdict = judge(scenario, timeline, client, server)
+    return LabRun(scenario, speed, timeline, client, server, capture, tuple(events), verdict)
+
+
+def run_many(
+    scenarios: Iterable[Scenario],
+    *,
+    speed: float = DEFAULT_SPEED,
+    capture_methods: Sequence[str] = ("af_packet", "tcpdump"),
+    jobs: int = 8,
+    on_done: Callable[[LabRun], None] | None = None,
+) -> list[LabRun]:
+    """Run scenarios concurrently (each has its own processes, port and capture filter);
+    results come back in the order given."""
+    scenarios = list(scenarios)
+
+    def one(scenario: Scenario) -> LabRun:
+        run = run_scenario(scenario, speed=speed, capture_methods=capture_methods)
+        if on_done is not None:
+            on_done(run)
+        return run
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(scenarios)))) as pool:
+        return list(pool.map(one, scenarios))

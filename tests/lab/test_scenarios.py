@@ -1,0 +1,188 @@
+"""Every scenario run for real: its verdicts come from the packets captured on lo and the
+programs' own events. Each test states what this kernel did."""
+
+from __future__ import annotations
+
+import pytest
+
+from tcpclose.lab.runner import LabRun
+from tcpclose.lab.scenarios import CATALOG
+from tcpclose.lab.verdicts import LabVerdict
+
+
+def calls(run: LabRun, role: str) -> list[tuple[str, object, str | None]]:
+    return [(c.call, c.result, c.errno) for c in run.verdict.calls if c.role == role]
+
+
+def call(run: LabRun, label: str) -> tuple[object, str | None]:
+    found = [(c.result, c.errno) for c in run.verdict.calls if c.call == label]
+    assert found, f"no call {label!r} in {run.verdict.calls}"
+    return found[0]
+
+
+def signature(v: LabVerdict) -> tuple[object, ...]:
+    """What must not change from one run to the next (times may)."""
+    marks = tuple((m.by, m.after, m.in_reply_to) if m else None for m in (v.first_fin, v.first_rst))
+    return (
+        v.answers_delivered,
+        v.answers_lost,
+        marks,
+        v.fins,
+        v.rsts,
+        v.client_end,
+        v.server_end,
+        v.errors,
+        v.signals,
+        tuple((c.role, c.call, c.result, c.errno) for c in v.calls),
+        v.conclusion,
+    )
+
+
+def test_every_scenario_was_captured(catalog_runs: dict[str, LabRun]) -> None:
+    assert set(catalog_runs) == {s.name for s in CATALOG}
+    for run in catalog_runs.values():
+        assert run.capture.method == "af_packet", run.capture.note
+        assert run.capture.dropped == 0
+        syns = [s for s in run.timeline.segments if s.packet.syn]
+        assert [s.sender.value for s in syns] == ["client", "server"], run.scenario.name
+
+
+@pytest.mark.parametrize("name", [s.name for s in CATALOG])
+def test_verdicts_are_deterministic(
+    name: str, catalog_runs: dict[str, LabRun], catalog_reruns: dict[str, LabRun]
+) -> None:
+    assert signature(catalog_runs[name].verdict) == signature(catalog_reruns[name].verdict)
+
+
+def test_close_loses_both_answers_and_sigpipe_kills_the_server(
+    catalog_runs: dict[str, LabRun],
+) -> None:
+    run = catalog_runs["close"]
+    v = run.verdict
+    assert v.messages == ("data1", "data2")
+    assert v.answers_delivered == () and v.answers_lost == ("Hi, data1", "Hi, data2")
+    assert v.first_fin is not None and (v.first_fin.by, v.first_fin.after) == ("client", "close()")
+    assert v.first_rst is not None and v.first_rst.by == "client"
+    assert v.first_rst.in_reply_to == "Hi, data1"
+    assert run.server.signal == "SIGPIPE" and run.server.exit_status is None
+    assert run.client.exit_status == 0 and run.received == []
+    assert "received 5 bytes: data2" in run.server.stdout
+    assert run.server.stdout.count("send bytes: 9 ") == 1
+    assert v.conclusion.startswith("2 answers lost: the client closed both directions")
+    assert "raised SIGPIPE" in v.conclusion
+
+
+def test_shutdown_delivers_both_answers_then_fin_both_ways(catalog_runs: dict[str, LabRun]) -> None:
+    run = catalog_runs["shutdown"]
+    v = run.verdict
+    assert v.answers_delivered == ("Hi, data1", "Hi, data2") and v.answers_lost == ()
+    assert v.fins == ("client", "server") and v.rsts == ()
+    assert v.first_fin is not None and v.first_fin.after == "shutdown(SHUT_WR)"
+    assert run.client.stdout.endswith("Hi, data1\nHi, data2\n")
+    assert "server terminated" in run.client.stderr and run.client.exit_status == 1
+    assert "client closed" in run.server.stderr and run.server.exit_status == 1
+    assert v.conclusion.startswith("all 2 answers delivered")
+
+
+def test_close_late_shows_the_first_answer(catalog_runs: dict[str, LabRun]) -> None:
+    v = catalog_runs["close-late"].verdict
+    assert v.answers_delivered == ("Hi, data1",) and v.answers_lost == ("Hi, data2",)
+    assert v.first_rst is not None and v.first_rst.in_reply_to == "Hi, data2"
+    assert "Hi, data1\n" in catalog_runs["close-late"].client.stdout
+
+
+def test_sigpipe_modes(catalog_runs: dict[str, LabRun]) -> None:
+    ignore, default, handler = (
+        catalog_runs[f"sigpipe-{m}"] for m in ("ignore", "default", "handler")
+    )
+    assert ignore.server.exit_status == 1 and ignore.server.signal is None
+    assert "graceserver: error write: Broken pipe" in ignore.server.stderr
+    assert ignore.verdict.errors["server"] == ("write(): EPIPE",)
+    assert default.server.signal == "SIGPIPE"
+    assert default.verdict.errors["server"] == ()
+    assert handler.server.exit_status == 1
+    assert "caught SIGPIPE" in handler.server.stdout
+    assert "server SIGPIPE" in handler.verdict.signals
+    assert handler.verdict.errors["server"] == ("write(): EPIPE",)
+
+
+def test_abort_sends_rst_instead_of_fin(catalog_runs: dict[str, LabRun]) -> None:
+    run = catalog_runs["abort"]
+    v = run.verdict
+    assert v.rsts[:1] == ("client",) and "client" not in v.fins
+    assert v.errors["server"] == ("write(): ECONNRESET",)
+    assert "Connection reset by peer" in run.server.stderr
+
+
+def test_exit_without_close_still_sends_fin(catalog_runs: dict[str, LabRun]) -> None:
+    v = catalog_runs["exit-without-close"].verdict
+    assert v.first_fin is not None and v.first_fin.by == "server"
+    assert v.first_fin.after == "exit(0), no close()"
+    assert calls(catalog_runs["exit-without-close"], "client")[-1] == ("read()", 0, None)
+
+
+def test_unread_data_close_sends_rst(catalog_runs: dict[str, LabRun]) -> None:
+    v = catalog_runs["unread-data-close"].verdict
+    assert v.rsts == ("server",) and v.fins == ()
+    assert call(catalog_runs["unread-data-close"], "read()") == (None, "ECONNRESET")
+
+
+def test_fork_close_sends_nothing_until_the_last_reference(catalog_runs: dict[str, LabRun]) -> None:
+    run = catalog_runs["fork-close"]
+    assert run.verdict.first_fin is not None
+    assert run.verdict.first_fin.after == "close() in parent"
+    assert call(run, "write() in parent") == (10, None)
+
+
+def test_fork_shutdown_sends_fin_at_once(catalog_runs: dict[str, LabRun]) -> None:
+    run = catalog_runs["fork-shutdown"]
+    assert run.verdict.first_fin is not None
+    assert run.verdict.first_fin.after == "shutdown(SHUT_WR) in child"
+    assert call(run, "write() in parent") == (None, "EPIPE")
+    assert call(run, "read() in parent") == (5, None)
+
+
+def test_shut_rd_on_linux_discards_nothing(catalog_runs: dict[str, LabRun]) -> None:
+    run = catalog_runs["shut-rd"]
+    reads = [(r, e) for c, r, e in calls(run, "server") if c == "read()"]
+    assert reads == [(6, None), (5, None), (0, None)]  # "before", then "after", then EOF
+    after = next(s for s in run.timeline.segments if s.packet.payload == b"after")
+    acked = [
+        s
+        for s in run.timeline.segments
+        if s.sender.value == "server" and s.packet.ack == after.packet.seq_end
+    ]
+    assert acked, "the data sent after SHUT_RD was not ACKed"
+
+
+def test_shut_wr_write(catalog_runs: dict[str, LabRun]) -> None:
+    run = catalog_runs["shut-wr-write"]
+    assert call(run, "write(late)") == (None, "EPIPE")
+    assert "client SIGPIPE" in run.verdict.signals
+    assert [c for c in calls(run, "client") if c[0] == "read()"][0] == ("read()", 2, None)
+
+
+def test_shut_rdwr_ignores_the_reference_count(catalog_runs: dict[str, LabRun]) -> None:
+    run = catalog_runs["shut-rdwr"]
+    assert run.verdict.first_fin is not None
+    assert run.verdict.first_fin.after == "shutdown(SHUT_RDWR) in child"
+    assert call(run, "read() in parent") == (0, None)
+    assert call(run, "write() in parent") == (None, "EPIPE")
+
+
+def test_write_and_read_after_rst(catalog_runs: dict[str, LabRun]) -> None:
+    w = catalog_runs["write-after-rst"]
+    assert call(w, "write() #1") == (None, "ECONNRESET")
+    assert call(w, "write() #2") == (None, "EPIPE")
+    assert "server SIGPIPE" in w.verdict.signals
+    r = catalog_runs["read-after-rst"]
+    assert call(r, "read() #1") == (None, "ECONNRESET")
+    assert call(r, "read() #2") == (0, None)
+
+
+def test_close_flushes_the_send_buffer(catalog_runs: dict[str, LabRun]) -> None:
+    run = catalog_runs["close-flushes"]
+    assert call(run, "read() until EOF") == (256 * 1024, None)
+    fin = next(s for s in run.timeline.segments if s.packet.fin)
+    data = [s for s in run.timeline.segments if s.packet.length]
+    assert all(s.t <= fin.t for s in data) and fin.sender.value == "client"
