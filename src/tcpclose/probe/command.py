@@ -237,7 +237,7 @@ _STYLE = {ProbeExit.OK: "bold green", ProbeExit.UNSTABLE: "bold yellow"}
 def _write_text(report: ProbeReport) -> None:
     summary = render_summary(report)
     first = report.runs[0]
-    diagram = shared.diagram(first.timeline) if first.timeline and first.timeline.entries else ""
+    timeline = first.timeline if first.timeline and first.timeline.entries else None
     note = first.capture_note
     if sys.stdout.isatty():
         from rich.console import Console
@@ -250,15 +250,15 @@ def _write_text(report: ProbeReport) -> None:
             if line.startswith(("verdict", "exit", "repeat")):
                 text.stylize(style, 10)
             console.print(text)
-        if diagram:
+        if timeline is not None:
             console.print()
-            console.print(Text(diagram))
+            shared.print_rich_diagram(timeline, console)
         if note:
             console.print(Text(note, style="dim"))
         return
     out = summary + "\n"
-    if diagram:
-        out += "\n" + diagram + "\n"
+    if timeline is not None:
+        out += "\n" + shared.diagram(timeline) + "\n"
     if note:
         out += note + "\n"
     sys.stdout.write(out)

@@ -134,6 +134,9 @@ def fact_lines(run: RunResult) -> list[tuple[str, str]]:
         theirs = "FIN" if pk.peer_end_t == pk.peer_fin_t else "RST"
         timing = f"our {pk.our_close} -> server {theirs}: {_ms(pk.close_to_peer_end)} (packets)"
         lines.append(("timing", timing))
+    elif pk is not None and pk.peer_bytes_after_our_close and pk.our_rst_t and pk.our_close_t:
+        late = pk.our_rst_t - pk.our_close_t
+        lines.append(("timing", f"our FIN -> the server's late answer -> our RST: {_ms(late)}"))
     elif pk is not None and pk.first_closer == "server" and pk.peer_end_t is not None:
         theirs = "FIN" if pk.peer_end_t == pk.peer_fin_t else "RST"
         since = f" {_ms(pk.peer_end_t - sock.t_sent)} after the request" if sock.t_sent else ""

@@ -1,16 +1,19 @@
 """The one place the probe uses the project's shared classifier and diagram renderer.
 
-Both come to main from other branches (`tcpclose.classify`, `tcpclose.render.text`). Until
-they land, `termination` answers None and `diagram` draws a minimal placeholder listing; when
-they land, nothing else in the probe changes.
+The diagram is the lab's renderer (`tcpclose.render.text`). The classifier
+(`tcpclose.classify`) comes to main from another branch; until it lands, `termination` answers
+None, and when it lands nothing else in the probe changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.console import Console
+
 from tcpclose.model.packet import Packet
-from tcpclose.model.timeline import Role, Timeline
+from tcpclose.model.timeline import Timeline
+from tcpclose.render.text import print_diagram, render_diagram
 
 
 def termination(packets: Sequence[Packet]) -> str | None:
@@ -26,22 +29,10 @@ def termination(packets: Sequence[Packet]) -> str | None:
 
 
 def diagram(timeline: Timeline) -> str:
-    """The lab's plain-text sequence diagram of the timeline (placeholder until it lands)."""
-    try:
-        from tcpclose.render.text import render_diagram
-    except ImportError:
-        return _placeholder(timeline)
-    return render_diagram(timeline)
+    """The lab's plain-text sequence diagram of the timeline, without a final newline."""
+    return render_diagram(timeline).rstrip("\n")
 
 
-def _placeholder(timeline: Timeline) -> str:
-    """One line per segment: time, direction, flags, payload length. Not the lab's diagram."""
-    lines = ["      ms  client              server"]
-    for seg in timeline.segments:
-        p = seg.packet
-        label = p.letters + (f" {p.length}B" if p.length else "")
-        arrow = f"|--- {label} ".ljust(18, "-") + ">|"
-        if seg.sender is Role.SERVER:
-            arrow = "|<" + f" {label} ---".rjust(18, "-") + "|"
-        lines.append(f"{seg.t * 1000:8.1f}  {arrow}")
-    return "\n".join(lines)
+def print_rich_diagram(timeline: Timeline, console: Console) -> None:
+    """The same diagram in colour (RST red, FIN yellow, data green), for a terminal."""
+    print_diagram(timeline, console)

@@ -99,8 +99,9 @@ def probe_once(
     sock = connect(address, connect_timeout, shown)
     local = _endpoint(sock.getsockname())
     peer = _endpoint(sock.getpeername())
-    t_connected = note("connected", local=local[0], local_port=local[1], peer=peer[0],
-                       peer_port=peer[1])  # fmt: skip
+    t_connected = note(
+        "connected", local=local[0], local_port=local[1], peer=peer[0], peer_port=peer[1]
+    )
     received = 0
     head = b""
     read_end = ReadEnd.NOT_READ
