@@ -1,0 +1,220 @@
+"""What one probe run observed, as plain data: the socket's view and, with capture, the packets'.
+
+Nothing here does I/O; `packet_facts` is a pure function of captured packets.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tcpclose.model.packet import Packet
+
+Endpoint = tuple[str, int]
+
+
+class Mode(enum.StrEnum):
+    """How the probe ends its side of the connection after sending the request."""
+
+    #: shutdown(SHUT_WR): the kernel sends FIN; we keep reading (half-close)
+    SHUTDOWN = "shutdown"
+    #: close(): both directions; data that arrives afterwards is answered with RST
+    CLOSE = "close"
+    #: SO_LINGER {on, 0} then close(): the kernel sends RST at once
+    ABORT = "abort"
+    #: an incomplete request, then shutdown(SHUT_WR)
+    PARTIAL = "partial"
+    #: nothing: keep the connection open and read, to see who closes first
+    NONE = "none"
+
+    @property
+    def reads(self) -> bool:
+        """Does the probe read the answer in this mode (it cannot after close or abort)?"""
+        return self in (Mode.SHUTDOWN, Mode.PARTIAL, Mode.NONE)
+
+
+class ReadEnd(enum.StrEnum):
+    """How our reading of the answer ended."""
+
+    #: recv() returned 0: the server's FIN arrived
+    EOF = "eof"
+    #: recv() failed with ECONNRESET: the server's RST arrived
+    RESET = "reset"
+    #: nothing ended the connection within --timeout
+    TIMEOUT = "timeout"
+    #: recv() failed with another errno (read_errno says which)
+    ERROR = "error"
+    #: the mode does not read (close, abort)
+    NOT_READ = "not-read"
+
+
+class AfterClose(enum.StrEnum):
+    """close mode without capture: what became of our orphaned socket (from /proc/net/tcp)."""
+
+    #: TIME_WAIT or CLOSING: the server's FIN arrived, and no data (data would have drawn RST)
+    PEER_FIN = "peer-fin"
+    #: the socket vanished: reset, either by the server or by us on its late answer
+    GONE = "gone"
+    #: still FIN_WAIT at the timeout: the server has not closed
+    OPEN = "open"
+    #: /proc/net/tcp could not be read
+    UNKNOWN = "unknown"
+
+
+#: how many bytes of the answer are kept, for its first line
+HEAD_BYTES = 512
+
+
+@dataclass(frozen=True)
+class SocketFacts:
+    """What the socket told us. Times are seconds since the epoch (time.time())."""
+
+    mode: Mode
+    local: Endpoint
+    peer: Endpoint
+    sent: int  #: request bytes written
+    received: int  #: answer bytes read
+    head: bytes  #: the first HEAD_BYTES bytes of the answer
+    read_end: ReadEnd
+    read_errno: str | None = None  #: "ECONNRESET", ... when the read failed
+    unread_at_close: int = 0  #: bytes waiting unread when we closed/aborted (ioctl FIONREAD)
+    after_close: AfterClose | None = None  #: close mode only
+    t_connected: float | None = None
+    t_sent: float | None = None
+    t_closed: float | None = None  #: our shutdown()/close() call (the FIN or RST leaves then)
+    t_first_byte: float | None = None
+    t_end: float | None = None  #: the read ended (EOF, error, timeout) or the close was seen
+
+    @property
+    def first_line(self) -> str | None:
+        """The answer's first line, decoded leniently, without its line ending."""
+        if not self.head:
+            return None
+        line = self.head.split(b"\n", 1)[0].rstrip(b"\r")
+        text = line.decode("utf-8", "replace")
+        return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)[:120]
+
+    @property
+    def close_to_end(self) -> float | None:
+        """Seconds from our FIN/RST to the end we saw at socket level (EOF, RST, TIME_WAIT)."""
+        if self.t_closed is None or self.t_end is None:
+            return None
+        if self.read_end in (ReadEnd.EOF, ReadEnd.RESET) or self.after_close in (
+            AfterClose.PEER_FIN,
+            AfterClose.GONE,
+        ):
+            return max(0.0, self.t_end - self.t_closed)
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": str(self.mode),
+            "local": list(self.local),
+            "peer": list(self.peer),
+            "bytes_sent": self.sent,
+            "bytes_received": self.received,
+            "first_line": self.first_line,
+            "read_end": str(self.read_end),
+            "read_errno": self.read_errno,
+            "unread_at_close": self.unread_at_close,
+            "after_close": str(self.after_close) if self.after_close else None,
+            "t_connected": self.t_connected,
+            "t_sent": self.t_sent,
+            "t_closed": self.t_closed,
+            "t_first_byte": self.t_first_byte,
+            "t_end": self.t_end,
+            "close_to_end_s": self.close_to_end,
+        }
+
+
+@dataclass(frozen=True)
+class PacketFacts:
+    """What the packets of our one connection show. Times are seconds since the epoch."""
+
+    packets: int
+    peer_bytes: int  #: payload bytes the server sent
+    peer_bytes_after_our_close: int  #: of which after our FIN or RST
+    our_close: str | None  #: "FIN" or "RST": how our side ended first
+    our_close_t: float | None
+    peer_fin_t: float | None
+    peer_rst_t: float | None
+    our_rst_t: float | None
+
+    @property
+    def peer_end_t(self) -> float | None:
+        """The server's first FIN or RST."""
+        times = [t for t in (self.peer_fin_t, self.peer_rst_t) if t is not None]
+        return min(times) if times else None
+
+    @property
+    def first_closer(self) -> str | None:
+        """ "client" or "server": whose FIN or RST came first (None if neither closed)."""
+        peer = self.peer_end_t
+        if peer is None and self.our_close_t is None:
+            return None
+        if peer is None or (self.our_close_t is not None and self.our_close_t <= peer):
+            return "client"
+        return "server"
+
+    @property
+    def close_to_peer_end(self) -> float | None:
+        """Seconds from our first FIN/RST to the server's first FIN/RST, when ours came first."""
+        if self.first_closer != "client" or self.our_close_t is None or self.peer_end_t is None:
+            return None
+        return self.peer_end_t - self.our_close_t
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "packets": self.packets,
+            "peer_bytes": self.peer_bytes,
+            "peer_bytes_after_our_close": self.peer_bytes_after_our_close,
+            "our_close": self.our_close,
+            "our_close_t": self.our_close_t,
+            "peer_fin_t": self.peer_fin_t,
+            "peer_rst_t": self.peer_rst_t,
+            "our_rst_t": self.our_rst_t,
+            "first_closer": self.first_closer,
+            "close_to_peer_end_s": self.close_to_peer_end,
+        }
+
+
+def connection_packets(packets: Iterable[Packet], local: Endpoint, peer: Endpoint) -> list[Packet]:
+    """The packets of the one connection local <-> peer, in time order."""
+    pair = {(local, peer), (peer, local)}
+    return sorted(
+        (p for p in packets if (p.src_endpoint, p.dst_endpoint) in pair), key=lambda p: p.t
+    )
+
+
+def packet_facts(packets: Iterable[Packet], local: Endpoint, peer: Endpoint) -> PacketFacts:
+    """Summarise one connection's packets from our side (`local`) and the server's (`peer`)."""
+    mine = connection_packets(packets, local, peer)
+    our_close: str | None = None
+    our_close_t = peer_fin_t = peer_rst_t = our_rst_t = None
+    peer_bytes = after = 0
+    for p in mine:
+        if p.src_endpoint == local:
+            if our_close is None and (p.fin or p.rst):
+                our_close, our_close_t = ("RST" if p.rst else "FIN"), p.t
+            if p.rst and our_rst_t is None:
+                our_rst_t = p.t
+            continue
+        peer_bytes += p.length
+        if our_close_t is not None:
+            after += p.length
+        if p.fin and peer_fin_t is None:
+            peer_fin_t = p.t
+        if p.rst and peer_rst_t is None:
+            peer_rst_t = p.t
+    return PacketFacts(
+        packets=len(mine),
+        peer_bytes=peer_bytes,
+        peer_bytes_after_our_close=after,
+        our_close=our_close,
+        our_close_t=our_close_t,
+        peer_fin_t=peer_fin_t,
+        peer_rst_t=peer_rst_t,
+        our_rst_t=our_rst_t,
+    )
