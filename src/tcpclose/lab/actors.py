@@ -52,20 +52,25 @@ def call(log: EventLog, label: str, fn: Callable[[], Any]) -> Any:
 
     Returns the call's result, or the OSError it raised (so a script can go on).
     """
+    started_ns = time.time_ns()  # the segment a call makes is sent between start and return
     try:
         result = fn()
     except OSError as exc:
         name = errno_name(exc.errno)
-        log.emit("call", call=label, errno=name, text=f"{label}: {name}")
+        log.emit("call", call=label, errno=name, text=f"{label}: {name}", started_ns=started_ns)
         return exc
     if isinstance(result, bytes):
         shown = result.decode("utf-8", "replace")
         text = f"{label} = {len(result)}" + (f' "{shown}"' if result else " (EOF)")
-        log.emit("call", call=label, result=len(result), data=shown, text=text)
+        log.emit(
+            "call", call=label, result=len(result), data=shown, text=text, started_ns=started_ns
+        )
     elif isinstance(result, int):
-        log.emit("call", call=label, result=result, text=f"{label} = {result}")
+        log.emit(
+            "call", call=label, result=result, text=f"{label} = {result}", started_ns=started_ns
+        )
     else:
-        log.emit("call", call=label, result=0, text=label)
+        log.emit("call", call=label, result=0, text=label, started_ns=started_ns)
     return result
 
 

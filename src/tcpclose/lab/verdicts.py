@@ -65,25 +65,42 @@ class LabVerdict:
         return asdict(self)
 
 
-#: events that can make a kernel send FIN or RST (the syscall's event is logged after it returns)
+#: events that can make a kernel send FIN or RST
 _CAUSES = frozenset({"close", "shutdown", "abort", "exit", "call", "killed", "error"})
-#: an event logged this soon after a segment is the call that sent it
-CALL_LAG = 0.005
+#: the lesson's programs log close/shutdown/abort when the call has returned: an event of
+#: theirs this soon after a segment is the call that sent it (generous: loaded machines)
+CALL_LAG = 0.2
+_CLOSING = frozenset({"close", "shutdown", "abort"})
 
 
 def _cause(timeline: Timeline, index: int) -> str:
-    """The sender's call that made its kernel send this segment."""
+    """The sender's call that made its kernel send this segment.
+
+    Actors stamp each call's start (`started_ns`): a call in progress when the segment went out
+    sent it. The lesson's programs log after the call: the first close/shutdown/abort logged
+    shortly after the segment sent it. Otherwise the sender's last call before it.
+    """
     seg = timeline.entries[index]
     assert isinstance(seg, Segment)
-    for entry in timeline.entries[index + 1 :]:
-        if entry.t - seg.t > CALL_LAG:
-            break
-        if isinstance(entry, Note) and entry.role is seg.sender and entry.event.event in _CAUSES:
-            return event_label(entry.event)
-    for entry in reversed(timeline.entries[:index]):
-        if isinstance(entry, Note) and entry.role is seg.sender and entry.event.event in _CAUSES:
-            return event_label(entry.event)
-    return "nothing"
+    sent_ns = (timeline.start + seg.t) * 1e9
+    mine = [
+        e
+        for e in timeline.entries
+        if isinstance(e, Note) and e.role is seg.sender and e.event.event in _CAUSES
+    ]
+    for note in mine:
+        started = note.event.get("started_ns")
+        if started is not None and started <= sent_ns <= note.event.t_ns:
+            return event_label(note.event)
+    for note in mine:
+        if (
+            note.event.event in _CLOSING
+            and note.event.get("started_ns") is None
+            and 0 <= note.t - seg.t <= CALL_LAG
+        ):
+            return event_label(note.event)
+    before = [n for n in mine if n.event.get("started_ns", n.event.t_ns) <= sent_ns]
+    return event_label(before[-1].event) if before else "nothing"
 
 
 def _mark(timeline: Timeline, index: int) -> Mark:
