@@ -14,7 +14,6 @@ and `frames_read` how many frames came before.
 
 from __future__ import annotations
 
-import gzip
 import struct
 import zlib
 from collections.abc import Iterator
@@ -98,13 +97,18 @@ class CaptureFile:
                 yield from self._pcap()
             else:
                 yield from self._pcapng()
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            self.stopped = (
-                f"{self.name}: compressed data ends or breaks after {self.frames_read} "
-                f"packets ({exc}); analysed up to there"
-            )
+            self._gzip_broken()
         except OSError as exc:
             raise from_oserror(exc, f"reading {self.name}") from exc
+
+    def _gzip_broken(self) -> None:
+        """After the last frame: say so if the gzip stream ended early or broke."""
+        broken = getattr(self._f, "broken", None)
+        if broken:
+            self.stopped = (
+                f"{self.name}: compressed data ends or breaks after {self.frames_read} packets "
+                f"({broken}); analysed up to there"
+            )
 
     def _stop(self, offset: int, why: str) -> None:
         self.stopped = (
@@ -246,6 +250,46 @@ def _idb_options(buf: bytes, pos: int, end: int, endian: str) -> tuple[float, in
     return per_second, offset
 
 
+class GunzipStream:
+    """A gzip reader that hands out every byte it could decompress, even from a cut file.
+
+    `read(n)` never raises for a truncated or broken stream: it returns what decompressed,
+    then b""; `broken` then holds one line saying why. Multi-member files are followed.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""
+        self.broken: str | None = None
+        self._done = False
+
+    def read(self, n: int) -> bytes:
+        while len(self._pending) < n and not self._done:
+            data = self._z.unconsumed_tail or self._raw.read(CHUNK)
+            if not data:
+                if not self._z.eof:
+                    self.broken = "the compressed data ends before the gzip end marker"
+                self._done = True
+                break
+            try:
+                self._pending += self._z.decompress(data, CHUNK)
+            except zlib.error as exc:
+                self.broken = f"broken gzip data ({exc})"
+                self._done = True
+                break
+            if self._z.eof:
+                rest = self._z.unused_data
+                self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                if rest.strip(b"\0"):
+                    self._pending += self._z.decompress(rest, CHUNK)
+        out, self._pending = self._pending[:n], self._pending[n:]
+        return out
+
+    def close(self) -> None:
+        self._raw.close()
+
+
 def open_capture(path: str | Path) -> CaptureFile:
     """Open a capture file (gzip-compressed or not) and check its header."""
     path = Path(path)
@@ -257,11 +301,10 @@ def open_capture(path: str | Path) -> CaptureFile:
         magic = raw.read(2)
         raw.seek(0)
         compressed = magic == b"\x1f\x8b"
-        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
-        try:
-            head = stream.read(CHUNK)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise InputError(f"{path}: broken gzip data ({exc})") from exc
+        stream: BinaryIO = GunzipStream(raw) if compressed else raw  # type: ignore[assignment]
+        head = stream.read(CHUNK)
+        if compressed and not head and stream.broken:  # type: ignore[attr-defined]
+            raise InputError(f"{path}: {stream.broken}")  # type: ignore[attr-defined]
         return CaptureFile(path, stream, head, compressed)
     except OSError as exc:
         raw.close()
