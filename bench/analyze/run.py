@@ -1,0 +1,188 @@
+"""Benchmark `tcpclose analyze` against tshark and tcpdump on a capture of >= 1,000,000 packets.
+
+    python3 bench/analyze/run.py     # generates bench/data/analyze-1x.pcap if missing
+    python3 bench/analyze/run.py --runs 5
+
+The capture: many short HTTP/1.0 exchanges with nginx on 127.0.0.1 (a free port), from
+several client processes and source addresses 127.0.0.2-127.0.0.250, one in ten half-closing,
+one in ten resetting, captured by `tcpdump -i lo`. The 2x file is the 1x file followed by
+itself shifted in time (the same 4-tuples reused: new connections, as tshark's tcp.stream).
+
+Measured in one run, each command `--runs` times (median wall time), peak RSS of each child
+by getrusage: tshark -T fields (tcp.stream, tcp.flags, tcp.len), tcpdump -r -nn, and
+tcpclose analyze --csv, all with output to /dev/null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "analyze")]
+
+from livetraffic import exchange, free_port, nginx, tcpdump  # noqa: E402
+
+DATA = ROOT / "bench" / "data"
+TARGET_PACKETS = 1_000_000
+
+
+def _client(args: tuple[int, int, int]) -> int:
+    port, worker, count = args
+    done = 0
+    for i in range(count):
+        kind = "half-close" if i % 10 == 3 else "reset" if i % 10 == 7 else "graceful"
+        source = f"127.0.0.{2 + (worker * 37 + i) % 248}"
+        try:
+            exchange(port, kind, source)
+            done += 1
+        except OSError:
+            pass
+    return done
+
+
+def count_packets(path: Path) -> int:
+    """Records in a pcap file (reads only the record headers)."""
+    n = 0
+    with open(path, "rb") as f:
+        f.seek(24)
+        while header := f.read(16):
+            if len(header) < 16:
+                break
+            f.seek(struct.unpack("<IIII", header)[2], 1)
+            n += 1
+    return n
+
+
+def generate(path: Path, target: int = TARGET_PACKETS) -> int:
+    """Capture short connections until the file holds `target` packets (bounded: 6 rounds)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        nginx(Path(tmp) / "nginx", port),
+        tcpdump(path, port),
+    ):
+        total = 0
+        workers = max(2, os.cpu_count() or 2)
+        for _ in range(6):
+            with multiprocessing.Pool(workers) as pool:
+                per = 30_000 // workers
+                total += sum(pool.map(_client, [(port, w, per) for w in range(workers)]))
+            packets = count_packets(path)
+            print(f"  {total} connections, {packets} packets so far", flush=True)
+            if packets >= target:
+                break
+    return count_packets(path)
+
+
+def double(src: Path, dst: Path) -> None:
+    """dst = src's records, then the same records shifted by the capture's span + 1 s."""
+    data = src.read_bytes()
+    header, body = data[:24], data[24:]
+    first = struct.unpack_from("<I", body, 0)[0]
+    pos, last = 0, first
+    while pos + 16 <= len(body):
+        sec, _, incl, _ = struct.unpack_from("<IIII", body, pos)
+        last = sec
+        pos += 16 + incl
+    shift = last - first + 1
+    out = bytearray(body)
+    pos = 0
+    while pos + 16 <= len(out):
+        sec, _usec, incl, _orig = struct.unpack_from("<IIII", out, pos)
+        struct.pack_into("<I", out, pos, sec + shift)
+        pos += 16 + incl
+    dst.write_bytes(header + body + bytes(out))
+
+
+def measure(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and the child's peak RSS in MB (run through a fresh Python)."""
+    probe = (
+        "import resource,subprocess,sys,time;t=time.perf_counter();"
+        "subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL,"
+        "check=True);"
+        "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return float(out[0]), int(out[1]) // 1024
+
+
+def commands(path: Path) -> dict[str, list[str]]:
+    env_python = [
+        sys.executable,
+        "-c",
+        f"import sys;sys.path.insert(0,{str(ROOT / 'src')!r});"
+        "from tcpclose.cli import main;sys.exit(main(sys.argv[1:]))",
+    ]
+    return {
+        "tshark -T fields": [
+            "tshark",
+            "-n",
+            "-r",
+            str(path),
+            "-T",
+            "fields",
+            "-e",
+            "tcp.stream",
+            "-e",
+            "tcp.flags",
+            "-e",
+            "tcp.len",
+        ],
+        "tcpdump -r -nn": ["tcpdump", "-r", str(path), "-nn"],
+        "tcpclose analyze --csv": [*env_python, "analyze", "--csv", str(path)],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--regenerate", action="store_true")
+    args = parser.parse_args()
+    one, two = DATA / "analyze-1x.pcap", DATA / "analyze-2x.pcap"
+    if args.regenerate or not one.exists():
+        print(f"generating {one} (nginx + tcpdump on lo)...", flush=True)
+        started = time.monotonic()
+        generate(one)
+        print(f"  done in {time.monotonic() - started:.0f} s", flush=True)
+    if args.regenerate or not two.exists():
+        double(one, two)
+    results = {}
+    for path in (one, two):
+        packets = count_packets(path)
+        print(f"\n{path.name}: {packets} packets, {path.stat().st_size / 1e6:.0f} MB")
+        for name, cmd in commands(path).items():
+            if path is two and name != "tcpclose analyze --csv":
+                continue
+            runs = [measure(cmd) for _ in range(args.runs)]
+            wall = statistics.median(r[0] for r in runs)
+            rss = max(r[1] for r in runs)
+            results[(path.name, name)] = (wall, rss, packets)
+            print(
+                f"  {name:<24} median {wall:7.2f} s  {packets / wall / 1000:8.0f} kpkt/s  "
+                f"peak RSS {rss} MB  (runs: {', '.join(f'{r[0]:.2f}' for r in runs)})",
+                flush=True,
+            )
+    ours = results[(one.name, "tcpclose analyze --csv")][0]
+    tshark = results[(one.name, "tshark -T fields")][0]
+    tcpdump_s = results[(one.name, "tcpdump -r -nn")][0]
+    print(f"\ntcpclose vs tshark -T fields: {tshark / ours:.2f}x the packets per second")
+    print(f"tcpclose vs tcpdump -r -nn:   {tcpdump_s / ours:.2f}x the packets per second")
+    print(json.dumps({f"{k[0]} {k[1]}": v for k, v in results.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""Formatting `tcpclose analyze` results: pure functions from rows to text (no writing here)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from tcpclose.analyze.table import Row
+from tcpclose.classify import ConnectionVerdict, Side, Termination
+
+#: CSV and JSON columns, in order.
+COLUMNS = (
+    "number",
+    "originator",
+    "responder",
+    "start",
+    "duration",
+    "bytes_originator",
+    "bytes_responder",
+    "packets",
+    "first_fin",
+    "first_rst",
+    "closed_first",
+    "data_after_fin",
+    "termination",
+    "reason",
+    "conn_state",
+    "history",
+)
+
+#: terminations that lose data or signal trouble, for colour and the summary
+TROUBLE = frozenset(
+    {
+        Termination.ABORT,
+        Termination.RST_AFTER_CLOSE,
+        Termination.RST_UNREAD,
+        Termination.REJECTED,
+        Termination.NO_ANSWER,
+    }
+)
+
+
+def endpoint(ep: tuple[str, int]) -> str:
+    """("::1", 80) -> "[::1]:80"; ("127.0.0.1", 80) -> "127.0.0.1:80"."""
+    host, port = ep
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def closed_first(v: ConnectionVerdict) -> str:
+    """Who closed first: the side whose FIN or RST came first ("originator FIN")."""
+    if v.first_fin is None and v.first_rst is None:
+        return ""
+    if v.first_rst is None:
+        return f"{v.first_fin} FIN"
+    if v.first_fin is None:
+        return f"{v.first_rst} RST"
+    # Both: nothing follows an RST, so the FIN came first.
+    return f"{v.first_fin} FIN"
+
+
+def record(row: Row) -> dict[str, Any]:
+    """One row as a flat JSON-able dict with the COLUMNS keys."""
+    v = row.verdict
+    out = v.to_json()
+    out["number"] = row.number
+    out["originator"] = endpoint(v.originator)
+    out["responder"] = endpoint(v.responder)
+    out["closed_first"] = closed_first(v)
+    return {key: out[key] for key in COLUMNS}
+
+
+def csv_header() -> str:
+    return _csv_line(COLUMNS)
+
+
+def csv_row(row: Row) -> str:
+    rec = record(row)
+    rec["start"] = f"{rec['start']:.6f}"
+    rec["duration"] = f"{rec['duration']:.6f}"
+    return _csv_line(["" if rec[k] is None else rec[k] for k in COLUMNS])
+
+
+def _csv_line(values: Iterable[Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue()
+
+
+def json_row(row: Row) -> str:
+    return json.dumps(record(row), ensure_ascii=False)
+
+
+class Summary:
+    """Counts per termination and who reset most, accumulated row by row."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.by_termination: Counter[str] = Counter()
+        self.by_conn_state: Counter[str] = Counter()
+        self.resetters: Counter[str] = Counter()
+
+    def add(self, row: Row) -> None:
+        v = row.verdict
+        self.connections += 1
+        self.by_termination[str(v.termination)] += 1
+        self.by_conn_state[v.conn_state] += 1
+        if v.first_rst is not None:
+            # Clients are named by address (their ports are ephemeral), servers by service.
+            who = (
+                f"{v.originator[0]} (originator)"
+                if v.first_rst is Side.ORIGINATOR
+                else f"{endpoint(v.responder)} (responder)"
+            )
+            self.resetters[who] += 1
+
+    def to_json(self, extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "connections": self.connections,
+            "terminations": dict(self.by_termination.most_common()),
+            "conn_states": dict(self.by_conn_state.most_common()),
+            "top_resetters": [
+                {"endpoint": who, "resets": n} for who, n in self.resetters.most_common(5)
+            ],
+            **extra,
+        }
+
+    def lines(self) -> list[str]:
+        """The summary as plain lines for the terminal."""
+        counts = ", ".join(f"{name} {n}" for name, n in self.by_termination.most_common())
+        out = [f"{self.connections} connections: {counts or 'none'}"]
+        if self.resetters:
+            worst = ", ".join(f"{who}: {n}" for who, n in self.resetters.most_common(5))
+            out.append(f"who reset most: {worst}")
+        return out
+
+
+def clock(t: float) -> str:
+    """Epoch seconds -> "2025-11-25 21:16:03.123456" (UTC)."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
