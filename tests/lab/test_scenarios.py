@@ -33,7 +33,11 @@ def signature(v: LabVerdict) -> tuple[object, ...]:
         v.server_end,
         v.errors,
         v.signals,
-        tuple((c.role, c.call, c.result, c.errno) for c in v.calls),
+        # each role's calls in that role's order (the two sides run concurrently)
+        tuple(
+            tuple((c.call, c.result, c.errno) for c in v.calls if c.role == role)
+            for role in ("client", "server")
+        ),
         v.conclusion,
     )
 

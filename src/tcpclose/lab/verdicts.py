@@ -288,7 +288,13 @@ def _actor_conclusion(name: str, verdict: LabVerdict, timeline: Timeline) -> str
         wire.append(f"first RST by the {rst.by} after {rst.after}{reply}")
     if not wire and verdict.captured:
         wire.append("no FIN and no RST")
-    calls = "; ".join(_call_text(c) for c in verdict.calls)
+    # Per role, in each role's own order: the two sides run concurrently, so an order across
+    # roles would change from run to run.
+    calls = "; ".join(
+        f"{role}: " + ", ".join(_call_text(c) for c in verdict.calls if c.role == role)
+        for role in ("client", "server")
+        if any(c.role == role for c in verdict.calls)
+    )
     deaths = [s for s in verdict.signals]
     text = "; ".join(wire)
     if calls:
