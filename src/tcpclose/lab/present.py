@@ -21,6 +21,11 @@ def facts_text(run: LabRun) -> Text:
         if mark is not None:
             reply = f", in reply to {mark.in_reply_to}" if mark.in_reply_to else ""
             out.append(f"{label}: {mark.by} at {mark.ms:.1f} ms, after {mark.after}{reply}\n")
+    if v.termination:
+        out.append(
+            f"termination: {v.termination} (Zeek {v.conn_state} {v.history}): "
+            f"{v.termination_reason}\n"
+        )
     if run.capture.note:
         out.append(f"capture: {run.capture.note}\n", style="yellow")
     if run.capture.dropped:

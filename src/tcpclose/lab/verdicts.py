@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tcpclose.classify import classify_packets
 from tcpclose.model.timeline import Note, Role, Segment, Timeline
 from tcpclose.render.labels import event_label, segment_label
 
@@ -59,6 +60,11 @@ class LabVerdict:
     calls: tuple[Call, ...] = ()
     signals: tuple[str, ...] = ()  #: handlers that ran and deaths by signal, "server SIGPIPE"
     captured: bool = True
+    #: the shared classifier's verdict on the captured packets (None without a capture)
+    termination: str | None = None
+    termination_reason: str | None = None
+    conn_state: str | None = None
+    history: str | None = None
     conclusion: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -164,6 +170,7 @@ def judge(
         if n.event.event in ("signal", "killed")
     )
     segments = timeline.segments
+    connection = classify_packets(s.packet for s in segments) if segments else None
     verdict = LabVerdict(
         messages=messages,
         answers_expected=expected,
@@ -179,6 +186,10 @@ def judge(
         calls=_calls(timeline),
         signals=signals,
         captured=bool(segments),
+        termination=str(connection.termination) if connection else None,
+        termination_reason=connection.reason if connection else None,
+        conn_state=connection.conn_state if connection else None,
+        history=connection.history if connection else None,
     )
     conclude = _lesson_conclusion if scenario.kind == "lesson" else _actor_conclusion
     return _with_conclusion(verdict, conclude(scenario.name, verdict, timeline))

@@ -1,8 +1,7 @@
 """The one place the probe uses the project's shared classifier and diagram renderer.
 
-The diagram is the lab's renderer (`tcpclose.render.text`). The classifier
-(`tcpclose.classify`) comes to main from another branch; until it lands, `termination` answers
-None, and when it lands nothing else in the probe changes.
+The diagram is the lab's renderer (`tcpclose.render.text`); the termination class comes from
+the classifier the lab and the analyser use (`tcpclose.classify`).
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
+from tcpclose.classify import classify_packets
 from tcpclose.model.packet import Packet
 from tcpclose.model.timeline import Timeline
 from tcpclose.render.text import print_diagram, render_diagram
@@ -20,12 +20,7 @@ def termination(packets: Sequence[Packet]) -> str | None:
     """The shared classifier's termination class for one connection's packets, if available."""
     if not packets:
         return None
-    try:
-        from tcpclose.classify import classify_packets
-    except ImportError:
-        return None
-    value = classify_packets(packets).termination
-    return str(getattr(value, "value", value))
+    return str(classify_packets(packets).termination)
 
 
 def diagram(timeline: Timeline) -> str:
