@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tcpclose.argparsing import Parser
 from tcpclose.capture.pcapfile import write_pcap
-from tcpclose.errors import TcpcloseError, UsageError, from_oserror
+from tcpclose.errors import UsageError, from_oserror
 from tcpclose.lab.jsonout import run_json
 from tcpclose.lab.present import run_text
 from tcpclose.lab.runner import DEFAULT_SPEED, LabRun, run_many
@@ -144,11 +144,8 @@ def execute(args: argparse.Namespace) -> int:
 
 def run_lab(options: LabOptions) -> int:
     names = ", ".join(s.name for s in options.scenarios)
-    try:
-        with progress(f"running {len(options.scenarios)} scenarios: {names}"):
-            runs = run_many(options.scenarios, speed=options.speed, jobs=options.jobs)
-    except TcpcloseError:
-        raise
+    with progress(f"running {len(options.scenarios)} scenarios: {names}"):
+        runs = run_many(options.scenarios, speed=options.speed, jobs=options.jobs)
     written = write_outputs(runs, options.mermaid, options.pcap)
     if options.json:
         json.dump({"runs": [run_json(r) for r in runs]}, sys.stdout, indent=2)
@@ -160,6 +157,4 @@ def run_lab(options: LabOptions) -> int:
             console.print()
         for line in written:
             console.print(line)
-    if not options.json and written:
-        pass
     return ExitStatus.OK
