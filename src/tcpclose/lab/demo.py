@@ -44,7 +44,7 @@ def _column(title: str, run: LabRun, width: int, show_acks: bool) -> Text:
     out = Text(f"experiment: {title}\n", style="bold cyan")
     out.append(f"{run.scenario.summary}\n", style="dim")
     out.append_text(rich_diagram(run.timeline, width=width, show_acks=show_acks))
-    out.append_text(facts_text(run))
+    out.append_text(facts_text(run, brief=True))
     out.append_text(verdict_text(run))
     return out
 

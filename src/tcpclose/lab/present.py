@@ -8,7 +8,8 @@ from tcpclose.lab.runner import LabRun
 from tcpclose.render.text import rich_diagram
 
 
-def facts_text(run: LabRun) -> Text:
+def facts_text(run: LabRun, *, brief: bool = False) -> Text:
+    """The facts under a diagram; `brief` leaves out the classifier's long reason."""
     v = run.verdict
     out = Text()
     out.append(f"client: {run.client.ending}   server: {run.server.ending}\n")
