@@ -23,10 +23,8 @@ def facts_text(run: LabRun, *, brief: bool = False) -> Text:
             reply = f", in reply to {mark.in_reply_to}" if mark.in_reply_to else ""
             out.append(f"{label}: {mark.by} at {mark.ms:.1f} ms, after {mark.after}{reply}\n")
     if v.termination:
-        out.append(
-            f"termination: {v.termination} (Zeek {v.conn_state} {v.history}): "
-            f"{v.termination_reason}\n"
-        )
+        reason = "" if brief else f": {v.termination_reason}"
+        out.append(f"termination: {v.termination} (Zeek {v.conn_state} {v.history}){reason}\n")
     if run.capture.note:
         out.append(f"capture: {run.capture.note}\n", style="yellow")
     if run.capture.dropped:
