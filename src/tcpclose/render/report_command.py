@@ -1,0 +1,89 @@
+"""`tcpclose report [SCENARIO...] -o FILE`: run scenarios and write one self-contained HTML page.
+
+Prints the path written. The claims table (on by default) runs the scenarios the claims need
+besides the ones asked for; `--no-claims` leaves it out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+from pathlib import Path
+
+from tcpclose.argparsing import Parser
+from tcpclose.claims.check import judge_claims, needed_scenarios
+from tcpclose.errors import UsageError, from_oserror
+from tcpclose.lab.command import positive_speed, select_scenarios
+from tcpclose.lab.runner import DEFAULT_SPEED, run_many
+from tcpclose.lab.scenarios import BY_NAME
+from tcpclose.render.console import progress
+from tcpclose.render.html import write_report
+from tcpclose.status import ExitStatus
+
+HELP = "one self-contained HTML report"
+DEFAULT_OUTPUT = Path("tcpclose-report.html")
+
+
+def configure(parser: Parser) -> None:
+    parser.add_argument(
+        "scenarios", nargs="*", metavar="SCENARIO", help="scenarios to draw (default: all)"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        metavar="FILE",
+        help=f"where to write the report (default ./{DEFAULT_OUTPUT})",
+    )
+    parser.add_argument(
+        "--claims",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="include the claims table (runs the scenarios it needs; default: yes)",
+    )
+    timing = parser.add_mutually_exclusive_group()
+    timing.add_argument(
+        "--speed",
+        type=positive_speed,
+        default=DEFAULT_SPEED,
+        metavar="FACTOR",
+        help=f"scale the lesson's timings by FACTOR (default {DEFAULT_SPEED})",
+    )
+    timing.add_argument("--realtime", action="store_true", help="the lesson's own timings")
+    parser.add_argument(
+        "--jobs", type=int, default=8, metavar="N", help="scenarios run at once (default 8)"
+    )
+
+
+def check_writable(path: Path) -> None:
+    """Fail before running anything when the report could not be written."""
+    parent = path.parent
+    if path.is_dir():
+        code = errno.EISDIR
+    elif not parent.is_dir():
+        code = errno.ENOENT
+    elif not os.access(parent, os.W_OK):
+        code = errno.EACCES
+    else:
+        return
+    exc = OSError(code, os.strerror(code), str(path))
+    raise from_oserror(exc, f"cannot write {path}")
+
+
+def execute(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    check_writable(args.output)
+    shown = select_scenarios(args.scenarios)
+    speed = 1.0 if args.realtime else args.speed
+    extra = [n for n in needed_scenarios() if n not in {s.name for s in shown}]
+    to_run = [*shown, *(BY_NAME[n] for n in extra)] if args.claims else list(shown)
+    with progress(f"running {len(to_run)} scenarios"):
+        runs = run_many(to_run, speed=speed, jobs=args.jobs)
+    claims = judge_claims(runs) if args.claims else None
+    path = write_report(runs[: len(shown)], args.output, claims=claims)
+    sys.stdout.write(f"report: {path}\n")
+    return ExitStatus.OK

@@ -1,0 +1,30 @@
+"""`tcpclose report`, run in-process."""
+
+from __future__ import annotations
+
+from tcpclose.cli import main
+
+
+def test_report_writes_the_file_and_prints_its_path(tmp_path, capsys):
+    out = tmp_path / "r.html"
+    status = main(["report", "close-late", "--no-claims", "-o", str(out)])
+    assert status == 0
+    assert capsys.readouterr().out == f"report: {out}\n"
+    text = out.read_text(encoding="utf-8")
+    assert 'id="scenario-close-late"' in text and 'id="claims"' not in text
+
+
+def test_a_bad_output_path_is_one_line_and_status_5_before_running(tmp_path, capsys):
+    status = main(["report", "close", "-o", str(tmp_path / "missing" / "r.html")])
+    err = capsys.readouterr().err
+    assert status == 5
+    assert err.count("\n") == 1 and err.startswith("tcpclose: error: cannot write ")
+
+
+def test_a_directory_as_output_is_refused(tmp_path, capsys):
+    assert main(["report", "close", "-o", str(tmp_path)]) == 5
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_unknown_scenario_is_a_usage_error(capsys):
+    assert main(["report", "no-such-scenario"]) == 2
