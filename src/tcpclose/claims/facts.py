@@ -13,16 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tcpclose.claims.model import MissingEvidence
-from tcpclose.lab.verdicts import CALL_LAG, REPLY_WINDOW
-from tcpclose.model.timeline import Note, Segment
-from tcpclose.render.labels import event_label, segment_kind, segment_label
+from tcpclose.lab.verdicts import cause_of, reply_to
+from tcpclose.model.timeline import Segment
+from tcpclose.render.labels import segment_kind, segment_label
 
 if TYPE_CHECKING:
     from tcpclose.lab.processes import ProcessOutcome
     from tcpclose.lab.runner import LabRun
-
-#: events after which a kernel may send FIN or RST (the same rule as the lab's verdicts)
-_CAUSES = frozenset({"close", "shutdown", "abort", "exit", "call", "killed", "error"})
 
 
 @dataclass(frozen=True)
@@ -74,33 +71,6 @@ def need(runs: Mapping[str, LabRun], name: str) -> LabRun:
         raise MissingEvidence(f"scenario {name} was not run") from None
 
 
-def _cause(entries: tuple[Any, ...], index: int) -> str:
-    seg = entries[index]
-    for entry in entries[index + 1 :]:
-        if entry.t - seg.t > CALL_LAG:
-            break
-        if isinstance(entry, Note) and entry.role is seg.sender and entry.event.event in _CAUSES:
-            return event_label(entry.event)
-    for entry in reversed(entries[:index]):
-        if isinstance(entry, Note) and entry.role is seg.sender and entry.event.event in _CAUSES:
-            return event_label(entry.event)
-    return "nothing"
-
-
-def _reply_to(entries: tuple[Any, ...], index: int) -> str | None:
-    seg = entries[index]
-    for entry in reversed(entries[:index]):
-        if seg.t - entry.t > REPLY_WINDOW:
-            break
-        if (
-            isinstance(entry, Segment)
-            and entry.sender is not seg.sender
-            and (entry.packet.length or entry.packet.fin)
-        ):
-            return segment_label(entry.packet, limit=40)
-    return None
-
-
 def wire(run: LabRun) -> list[Wire]:
     """Every captured segment of the run; MissingEvidence when nothing was captured."""
     entries = run.timeline.entries
@@ -110,8 +80,8 @@ def wire(run: LabRun) -> list[Wire]:
             by=entry.sender.value,
             kind=segment_kind(entry.packet),
             label=segment_label(entry.packet, limit=40),
-            cause=_cause(entries, i),
-            in_reply_to=_reply_to(entries, i),
+            cause=cause_of(run.timeline, i),
+            in_reply_to=reply_to(run.timeline, i),
             seq_end=entry.packet.seq_end,
             ack=entry.packet.ack,
         )

@@ -79,7 +79,7 @@ CALL_LAG = 0.2
 _CLOSING = frozenset({"close", "shutdown", "abort"})
 
 
-def _cause(timeline: Timeline, index: int) -> str:
+def cause_of(timeline: Timeline, index: int) -> str:
     """The sender's call that made its kernel send this segment.
 
     Actors stamp each call's start (`started_ns`): a call in progress when the segment went out
@@ -109,10 +109,9 @@ def _cause(timeline: Timeline, index: int) -> str:
     return event_label(before[-1].event) if before else "nothing"
 
 
-def _mark(timeline: Timeline, index: int) -> Mark:
+def reply_to(timeline: Timeline, index: int) -> str | None:
+    """The peer's segment (data or FIN) that this one answered, if it came within the window."""
     seg = timeline.entries[index]
-    assert isinstance(seg, Segment)
-    reply: str | None = None
     for entry in reversed(timeline.entries[:index]):
         if seg.t - entry.t > REPLY_WINDOW:
             break
@@ -121,9 +120,19 @@ def _mark(timeline: Timeline, index: int) -> Mark:
             and entry.sender is not seg.sender
             and (entry.packet.length or entry.packet.fin)
         ):
-            reply = segment_label(entry.packet, limit=40)
-            break
-    return Mark(seg.sender.value, round(seg.t * 1000, 1), _cause(timeline, index), reply)
+            return segment_label(entry.packet, limit=40)
+    return None
+
+
+def _mark(timeline: Timeline, index: int) -> Mark:
+    seg = timeline.entries[index]
+    assert isinstance(seg, Segment)
+    return Mark(
+        seg.sender.value,
+        round(seg.t * 1000, 1),
+        cause_of(timeline, index),
+        reply_to(timeline, index),
+    )
 
 
 def _first(timeline: Timeline, flag: str) -> Mark | None:
