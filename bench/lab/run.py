@@ -27,6 +27,9 @@ from tcpclose.lab.runner import run_many  # noqa: E402
 from tcpclose.lab.scenarios import CATALOG  # noqa: E402
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+#: the reference capture: immediate delivery, 2 KiB slots in a 64 MiB ring (no drops on bursts)
+TCPDUMP = "tcpdump -i lo -U --immediate-mode -n -s 2048 -B 65536 --time-stamp-precision=nano"
+TCPDUMP = TCPDUMP.split()
 
 
 def wall(argv: list[str]) -> float:
@@ -44,9 +47,8 @@ def compare_with_tcpdump(runs: int) -> tuple[int, int, int, int]:
     with tempfile.TemporaryDirectory() as tmp:
         pcap = Path(tmp) / "all.pcap"
         dump = subprocess.Popen(
-            ["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-n", "-s", "2048", "-B", "65536",
-             "--time-stamp-precision=nano", "-w", str(pcap), "tcp and host 127.0.0.1"],
-            stderr=subprocess.PIPE, text=True)
+            [*TCPDUMP, "-w", str(pcap), "tcp and host 127.0.0.1"], stderr=subprocess.PIPE, text=True
+        )
         assert dump.stderr is not None
         while "listening on" not in dump.stderr.readline():
             pass
@@ -84,13 +86,19 @@ def main() -> None:
     py = sys.executable
     catalog = [wall([py, "-m", "tcpclose", "lab"]) for _ in range(args.timing_runs)]
     demo = [wall([py, "-m", "tcpclose", "demo", "--no-report"]) for _ in range(args.timing_runs)]
-    print(f"catalog ({len(CATALOG)} scenarios), wall s: median {statistics.median(catalog):.2f} "
-          f"min {min(catalog):.2f} max {max(catalog):.2f} (target < 5)")
-    print(f"demo, wall s: median {statistics.median(demo):.2f} min {min(demo):.2f} "
-          f"max {max(demo):.2f} (target < 3)")
+    print(
+        f"catalog ({len(CATALOG)} scenarios), wall s: median {statistics.median(catalog):.2f} "
+        f"min {min(catalog):.2f} max {max(catalog):.2f} (target < 5)"
+    )
+    print(
+        f"demo, wall s: median {statistics.median(demo):.2f} min {min(demo):.2f} "
+        f"max {max(demo):.2f} (target < 3)"
+    )
     n, packets, missed, dup = compare_with_tcpdump(args.runs)
-    print(f"capture vs tcpdump over {args.runs} catalog runs ({n} scenario runs, "
-          f"{packets} packets): missed {missed}, duplicated {dup}")
+    print(
+        f"capture vs tcpdump over {args.runs} catalog runs ({n} scenario runs, "
+        f"{packets} packets): missed {missed}, duplicated {dup}"
+    )
 
 
 if __name__ == "__main__":
