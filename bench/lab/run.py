@@ -28,9 +28,19 @@ from tcpclose.lab.scenarios import CATALOG  # noqa: E402
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
 #: the reference capture: immediate delivery, 2 KiB slots in a 64 MiB ring (no drops on bursts)
-TCPDUMP = (
-    "tcpdump -i lo -U --immediate-mode -n -s 2048 -B 65536 --time-stamp-precision=nano".split()
-)
+TCPDUMP = [
+    "tcpdump",
+    "-i",
+    "lo",
+    "-U",
+    "--immediate-mode",
+    "-n",
+    "-s",
+    "2048",
+    "-B",
+    "65536",
+    "--time-stamp-precision=nano",
+]
 
 
 def wall(argv: list[str]) -> float:
