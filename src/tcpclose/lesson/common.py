@@ -35,8 +35,13 @@ class SetupError(Exception):
 def say(text: str) -> None:
     """printf() to stdout, flushed at once (the C original buffers when piped; we never do,
     so a transcript is complete even when the process is killed by SIGPIPE)."""
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    stream = sys.stdout
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:  # a non-UTF-8 locale: escape what it cannot show, never crash
+        encoding = stream.encoding or "ascii"
+        stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+    stream.flush()
 
 
 def error(program: str, status: int, message: str, errnum: int | None = None) -> NoReturn:

@@ -161,8 +161,8 @@ class GraceServer:
         return listener
 
     def serve(self) -> int:
-        self.install_signals()
         listener = self.listen()
+        self.install_signals()  # after listen(), as in the lesson's listing
         try:
             conn, peer = listener.accept()  # [accept] one connection only
         except OSError as exc:
