@@ -110,7 +110,9 @@ class GraceClient:
     def __init__(self, options: ClientOptions, log: EventLog) -> None:
         self.options = options
         self.log = log
-        self.selector = selectors.DefaultSelector()
+        # select() itself, as in the lesson: epoll (DefaultSelector) refuses a regular file, so
+        # `graceclient HOST < script.txt` would fail with EPERM; select() reports it readable.
+        self.selector: selectors.BaseSelector = selectors.SelectSelector()
         self.sock: socket.socket | None = None
         self.pending = b""  # bytes read from stdin that do not yet form a whole line
         self.watching_stdin = True
