@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from lesson.driver import Proc, Procs, named, program, wait_events
+from lesson.driver import Procs, RunningServer, named, program, wait_events
 
 
 @pytest.fixture
@@ -17,13 +16,6 @@ def procs() -> Iterator[Procs]:
     started = Procs()
     yield started
     started.kill_all()
-
-
-@dataclass(frozen=True)
-class RunningServer:
-    proc: Proc
-    port: int
-    events: Path
 
 
 @pytest.fixture

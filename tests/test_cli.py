@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RunningServer
-from lesson.driver import TIMEOUT, named, python_env, wait_events
+from lesson.driver import TIMEOUT, RunningServer, named, python_env, wait_events
 from tcpclose import __version__
 from tcpclose.cli import main
 from tcpclose.status import ExitStatus

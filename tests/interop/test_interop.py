@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RunningServer
-from lesson.driver import TIMEOUT, Proc, Procs, program, python_env
+from lesson.driver import TIMEOUT, Proc, Procs, RunningServer, program, python_env
 from lesson.experiment import Transcript, experiment
 
 HERE = Path(__file__).resolve().parent

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from tcpclose.model.event import AppEvent, read_events
@@ -147,6 +148,15 @@ class Proc:
                 self.popen.stdin.close()
         for reader in self._readers:
             reader.join(TIMEOUT)
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    """A server started by the `start_graceserver` fixture (tests/conftest.py)."""
+
+    proc: Proc
+    port: int
+    events: Path
 
 
 class Procs:

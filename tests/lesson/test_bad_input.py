@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from conftest import RunningServer
-from lesson.driver import TIMEOUT, program, python_env
+from lesson.driver import TIMEOUT, RunningServer, program, python_env
 from tcpclose.lesson import client, server
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]

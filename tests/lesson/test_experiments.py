@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import RunningServer
-from lesson.driver import Procs, named, program
+from lesson.driver import Procs, RunningServer, named, program
 from lesson.experiment import (
     CLIENT_CLOSED,
     SENDS,
@@ -198,13 +197,15 @@ def test_commands_match_whole_lines_only(
 ) -> None:
     server = start_graceserver("--delay", "0")
     client, _ = client_for(procs, tmp_path, server)
-    type_data(client, server.proc, (b"shutdownX", b"close please"))
+    for line in (b"shutdownX", b"close please"):  # the C original would act on both
+        client.write(line + b"\n")
+        client.wait_output(b"Hi, " + line + b"\n")
     client.write(b"shutdown\n")
     run = finish(client, server.proc)
 
     assert run.client_out == (
-        b"now sending shutdownX\nsend bytes: 9 \nnow sending close please\nsend bytes: 12 \n"
-        b"Hi, shutdownX\nHi, close please\n"
+        b"now sending shutdownX\nsend bytes: 9 \nHi, shutdownX\n"
+        b"now sending close please\nsend bytes: 12 \nHi, close please\n"
     )
     assert run.server_out == (
         b"received 9 bytes: shutdownX\nsend bytes: 13 \n"
