@@ -9,7 +9,7 @@ Lesson steps (comments below cite them):
             otherwise:  strip the newline, print `now sending <line>`, write it (no newline on
                         the wire), print `send bytes: <n> `
 
-Where the C original is broken we do what users expect (documented in the README):
+Where the C original is broken we do what users expect (documented in docs/lesson.md):
   - commands match whole lines (`shutdownX` is sent as data; the C compares 8 / 5 characters);
   - standard-input EOF (Ctrl-D, a pipe that ends) acts as `shutdown`; the C spins forever;
   - every line already read is handled (the C's stdio buffer hides lines from select());
