@@ -6,11 +6,19 @@ Constants come from the course's common header. Exit statuses are the C original
 program    status
 =========  ===========================================================================
 server     0 after SIGINT (`received <count> datagrams`); 1 after `client closed `, a
-           read or write error, or a bad argument; killed by SIGPIPE (-13, shell 141)
-           with `--sigpipe default` when it writes to a reset connection
+           read or write error, a failed bind (port in use, permission), or a bad
+           argument; killed by SIGPIPE (-13, shell 141) with `--sigpipe default` when it
+           writes to a reset connection
 client     0 after `close` / `abort` (and the 6 s wait); 1 after `server terminated `,
-           a read error, a refused or failed connect, or a bad argument
+           a read or write error, a bad address, a refused, unreachable or timed-out
+           connect, or a bad argument; 130 on Ctrl-C
 =========  ===========================================================================
+
+`tcpclose server` and `tcpclose client` run the same programs but report what goes wrong
+BEFORE the dialogue starts in tcpclose's voice (`tcpclose: error: ...`) with the statuses of
+`tcpclose.status`: 2 bad arguments or an address that does not parse, 3 refused, unreachable,
+timed out or unresolvable, 4 permission denied, 6 address in use. From the connection on they
+behave, print and exit exactly as `graceserver` / `graceclient`.
 """
 
 SERV_PORT = 43211

@@ -9,7 +9,7 @@ Lesson steps (comments below cite them):
             otherwise:  strip the newline, print `now sending <line>`, write it (no newline on
                         the wire), print `send bytes: <n> `
 
-Where the C original is broken we do what users expect (documented in the README):
+Where the C original is broken we do what users expect (documented in docs/lesson.md):
   - commands match whole lines (`shutdownX` is sent as data; the C compares 8 / 5 characters);
   - standard-input EOF (Ctrl-D, a pipe that ends) acts as `shutdown`; the C spins forever;
   - every line already read is handled (the C's stdio buffer hides lines from select());
@@ -19,6 +19,7 @@ Where the C original is broken we do what users expect (documented in the README
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import selectors
 import socket
@@ -29,9 +30,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
-from tcpclose.errors import TcpcloseError, errno_name
+from tcpclose.errors import NetworkError, TcpcloseError, UsageError, errno_name, from_oserror
 from tcpclose.lesson import MAXLINE, SERV_PORT
-from tcpclose.lesson.common import error, port_number, resolve, say, show_bytes, warn
+from tcpclose.lesson.common import (
+    SetupError,
+    Voice,
+    error,
+    host_port,
+    port_number,
+    resolve,
+    say,
+    show_bytes,
+    warn,
+)
 from tcpclose.model.event import EventLog
 
 PROGRAM = "graceclient"
@@ -99,7 +110,9 @@ class GraceClient:
     def __init__(self, options: ClientOptions, log: EventLog) -> None:
         self.options = options
         self.log = log
-        self.selector = selectors.DefaultSelector()
+        # select() itself, as in the lesson: epoll (DefaultSelector) refuses a regular file, so
+        # `graceclient HOST < script.txt` would fail with EPERM; select() reports it readable.
+        self.selector: selectors.BaseSelector = selectors.SelectSelector()
         self.sock: socket.socket | None = None
         self.pending = b""  # bytes read from stdin that do not yet form a whole line
         self.watching_stdin = True
@@ -109,21 +122,25 @@ class GraceClient:
         try:
             family, sockaddr = resolve(self.options.host, self.options.port)
         except ValueError as exc:
-            error(PROGRAM, 1, f"bad address: {exc}")
+            raise SetupError(f"bad address: {exc}", UsageError(f"bad address: {exc}")) from None
         except socket.gaierror as exc:
-            error(PROGRAM, 1, f"cannot resolve {self.options.host!r}: {exc.strerror}")
+            message = f"cannot resolve {self.options.host!r}: {exc.strerror}"
+            raise SetupError(message, NetworkError(message)) from exc
+        where = host_port(str(sockaddr[0]), self.options.port)
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(self.options.connect_timeout or None)
         try:
             sock.connect(sockaddr)
-        except TimeoutError:
-            self.log.emit("error", call="connect", errno="ETIMEDOUT", message="timed out")
-            error(PROGRAM, 1, "connect failed : Connection timed out")
         except OSError as exc:
+            sock.close()
+            if isinstance(exc, TimeoutError) and exc.errno is None:  # our --connect-timeout
+                exc = TimeoutError(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT))
             self.log.emit(
                 "error", call="connect", errno=errno_name(exc.errno), message=exc.strerror
             )
-            error(PROGRAM, 1, "connect failed ", exc.errno)
+            raise SetupError(
+                f"connect failed : {exc.strerror}", from_oserror(exc, f"cannot connect to {where}")
+            ) from exc
         sock.settimeout(None)
         local, peer = sock.getsockname(), sock.getpeername()
         self.log.emit(
@@ -221,13 +238,18 @@ class GraceClient:
         return None
 
 
-def connect_and_run(options: ClientOptions) -> int:
+def connect_and_run(options: ClientOptions, voice: Voice = "c") -> int:
+    """Run the client until it exits; returns the exit status. A failure to connect is
+    reported in `voice` (see `tcpclose.lesson.common.SetupError`)."""
     log = EventLog("client", options.events)
     status = 1
     try:
         status = GraceClient(options, log).run()
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else 1
+    except SetupError as exc:
+        status = int(exc.error.status) if voice == "tcpclose" else 1
+        exc.report(PROGRAM, voice)  # prints the C line, or raises tcpclose's error
     except KeyboardInterrupt:
         status = 130
     finally:

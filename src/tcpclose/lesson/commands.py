@@ -1,5 +1,9 @@
-"""`tcpclose server` and `tcpclose client`: the lesson's programs under tcpclose's conventions
-(errors are `tcpclose: error: ...`, usage errors exit 2); the programs themselves are the same."""
+"""`tcpclose server` and `tcpclose client`: the lesson's programs under tcpclose's conventions.
+
+Errors before the dialogue starts (arguments, address, bind, connect) are one line
+`tcpclose: error: ...` with the status of `tcpclose.status` (2 usage, 3 network, 4 permission,
+6 address in use). Once connected, the programs are the same as `graceserver`/`graceclient`:
+same output, same lines on standard error, same statuses."""
 
 from __future__ import annotations
 
@@ -14,8 +18,8 @@ configure_client = client.add_arguments
 
 
 def execute_server(args: argparse.Namespace) -> int:
-    return server.serve(server.options_from(args))
+    return server.serve(server.options_from(args), voice="tcpclose")
 
 
 def execute_client(args: argparse.Namespace) -> int:
-    return client.connect_and_run(client.options_from(args))
+    return client.connect_and_run(client.options_from(args), voice="tcpclose")

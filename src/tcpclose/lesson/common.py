@@ -3,16 +3,45 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import sys
-from typing import NoReturn
+from typing import Literal, NoReturn
+
+from tcpclose.errors import TcpcloseError
+
+#: Who reports a failure before the lesson's dialogue starts: the `grace*` programs speak as the
+#: C originals (`graceclient: connect failed : Connection refused`, exit 1); `tcpclose server`
+#: and `tcpclose client` as tcpclose (`tcpclose: error: ...`, the status of `tcpclose.status`).
+Voice = Literal["c", "tcpclose"]
+
+
+class SetupError(Exception):
+    """A failure before the dialogue starts (bad address, bind, connect), in both voices:
+    `c_line` as the C original prints it after `program: `, `error` as tcpclose reports it."""
+
+    def __init__(self, c_line: str, error: TcpcloseError) -> None:
+        super().__init__(c_line)
+        self.c_line = c_line
+        self.error = error
+
+    def report(self, program: str, voice: Voice) -> None:
+        """Print `program: c_line` (C voice; the status is 1), or raise tcpclose's error."""
+        if voice == "tcpclose":
+            raise self.error from self.__cause__
+        warn(program, self.c_line)
 
 
 def say(text: str) -> None:
     """printf() to stdout, flushed at once (the C original buffers when piped; we never do,
     so a transcript is complete even when the process is killed by SIGPIPE)."""
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    stream = sys.stdout
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:  # a non-UTF-8 locale: escape what it cannot show, never crash
+        encoding = stream.encoding or "ascii"
+        stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+    stream.flush()
 
 
 def error(program: str, status: int, message: str, errnum: int | None = None) -> NoReturn:
@@ -24,8 +53,6 @@ def error(program: str, status: int, message: str, errnum: int | None = None) ->
     sys.stdout.flush()
     line = f"{program}: {message}"
     if errnum is not None:
-        import os
-
         line += f": {os.strerror(errnum)}"
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
@@ -70,6 +97,10 @@ def _looks_like_hostname(text: str) -> bool:
     if not text or len(text) > 253:
         return False
     labels = text.rstrip(".").split(".")
+    if labels[-1].isdigit():
+        # An all-numeric top label is no host name (RFC 3696 2): `1.2.3`, `300.1.1.1` are bad
+        # IP addresses, and must not be sent to the resolver (nor parsed the inet_aton way).
+        return False
     return all(
         0 < len(label) <= 63
         and all(ch.isalnum() or ch == "-" for ch in label)
@@ -78,6 +109,11 @@ def _looks_like_hostname(text: str) -> bool:
         and not label.endswith("-")
         for label in labels
     )
+
+
+def host_port(host: str, port: int) -> str:
+    """`127.0.0.1:43211`, `[::1]:43211`."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def show_bytes(data: bytes) -> str:

@@ -22,9 +22,19 @@ from dataclasses import dataclass
 from types import FrameType
 
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
-from tcpclose.errors import TcpcloseError, UsageError, errno_name
+from tcpclose.errors import TcpcloseError, UsageError, errno_name, from_oserror
 from tcpclose.lesson import LISTENQ, MAXLINE, SERV_PORT
-from tcpclose.lesson.common import error, family_of, port_number, say, show_bytes, warn
+from tcpclose.lesson.common import (
+    SetupError,
+    Voice,
+    error,
+    family_of,
+    host_port,
+    port_number,
+    say,
+    show_bytes,
+    warn,
+)
 from tcpclose.model.event import EventLog
 
 PROGRAM = "graceserver"
@@ -137,18 +147,22 @@ class GraceServer:
         try:
             listener.bind((self.options.bind, self.options.port))
         except OSError as exc:
+            listener.close()
             self.log.emit("error", call="bind", errno=errno_name(exc.errno), message=exc.strerror)
-            error(PROGRAM, 1, "bind failed ", exc.errno)
+            where = host_port(self.options.bind, self.options.port)
+            raise SetupError(
+                f"bind failed : {exc.strerror}", from_oserror(exc, f"cannot listen on {where}")
+            ) from exc
         listener.listen(LISTENQ)
         host, port = listener.getsockname()[:2]
         self.log.emit("listening", address=host, port=port)
         if self.options.port == 0:
-            warn(PROGRAM, f"listening on {host}:{port}")
+            warn(PROGRAM, f"listening on {host_port(host, port)}")
         return listener
 
     def serve(self) -> int:
-        self.install_signals()
         listener = self.listen()
+        self.install_signals()  # after listen(), as in the lesson's listing
         try:
             conn, peer = listener.accept()  # [accept] one connection only
         except OSError as exc:
@@ -188,14 +202,20 @@ class GraceServer:
             say(f"send bytes: {sent} \n")
 
 
-def serve(options: ServerOptions) -> int:
-    """Run the server until it exits; returns the exit status (SystemExit carries it)."""
+def serve(options: ServerOptions, voice: Voice = "c") -> int:
+    """Run the server until it exits; returns the exit status (SystemExit carries it).
+
+    A failure to listen is reported in `voice`: the C original's line and status 1, or
+    (`tcpclose server`) raised as tcpclose's error for the CLI to report."""
     log = EventLog("server", options.events)
     status: int = 1
     try:
         GraceServer(options, log).serve()
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else 1
+    except SetupError as exc:
+        status = int(exc.error.status) if voice == "tcpclose" else 1
+        exc.report(PROGRAM, voice)  # prints the C line, or raises tcpclose's error
     finally:
         log.emit("exit", status=status)
         log.close()

@@ -16,12 +16,12 @@ Event names (the `event` field) and their own keys:
     received   a read returned data (bytes, data)
     sent       a write returned (bytes, data)
     eof        a read returned 0
-    shutdown   shutdown() was called (how, reason)
+    shutdown   shutdown() was called (how: SHUT_WR; reason: command | stdin-eof)
     close      close() was called
     abort      SO_LINGER {on, 0}, then close(): the kernel sends RST
-    error      a call failed (call, errno, message)
+    error      a call failed (call: bind|connect|read|write|shutdown, errno: its name, message)
     signal     a signal handler ran (signal)
-    exit       the program is about to exit (status)
+    exit       the program is about to exit (status); absent when a signal killed it
 """
 
 from __future__ import annotations

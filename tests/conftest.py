@@ -1,0 +1,37 @@
+"""Fixtures shared by every test directory: real processes, killed at teardown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from lesson.driver import Procs, RunningServer, named, program, wait_events
+
+
+@pytest.fixture
+def procs() -> Iterator[Procs]:
+    """Start processes with `procs.start(argv)`; all are killed when the test ends."""
+    started = Procs()
+    yield started
+    started.kill_all()
+
+
+@pytest.fixture
+def start_graceserver(procs: Procs, tmp_path: Path) -> Callable[..., RunningServer]:
+    """`start_graceserver(*options)`: `graceserver --port 0 --events F *options` running, its
+    `listening` event seen; returns the process, the port the kernel chose and the events file.
+    """
+    count = 0
+
+    def start(*options: str, name: str = "graceserver") -> RunningServer:
+        nonlocal count
+        count += 1
+        events = tmp_path / f"server-{count}.jsonl"
+        argv = program(name, *(["server"] if name == "tcpclose" else []))
+        proc = procs.start([*argv, "--port", "0", "--events", str(events), *options])
+        listening = wait_events(events, lambda evs: bool(named(evs, "listening")), proc)
+        return RunningServer(proc, int(named(listening, "listening")[0].get("port")), events)
+
+    return start
