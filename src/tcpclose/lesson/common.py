@@ -8,6 +8,7 @@ import socket
 import sys
 from typing import Literal, NoReturn
 
+from tcpclose.addresses import looks_like_hostname
 from tcpclose.errors import TcpcloseError
 
 #: Who reports a failure before the lesson's dialogue starts: the `grace*` programs speak as the
@@ -84,31 +85,13 @@ def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple]:
     try:
         family = family_of(host)
     except ValueError:
-        if not _looks_like_hostname(host):
+        if not looks_like_hostname(host):
             raise ValueError(f"{host!r} is not an IP address or a host name") from None
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         family, _, _, _, sockaddr = infos[0]
         return socket.AddressFamily(family), sockaddr
     infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
     return family, infos[0][4]
-
-
-def _looks_like_hostname(text: str) -> bool:
-    if not text or len(text) > 253:
-        return False
-    labels = text.rstrip(".").split(".")
-    if labels[-1].isdigit():
-        # An all-numeric top label is no host name (RFC 3696 2): `1.2.3`, `300.1.1.1` are bad
-        # IP addresses, and must not be sent to the resolver (nor parsed the inet_aton way).
-        return False
-    return all(
-        0 < len(label) <= 63
-        and all(ch.isalnum() or ch == "-" for ch in label)
-        and label.isascii()
-        and not label.startswith("-")
-        and not label.endswith("-")
-        for label in labels
-    )
 
 
 def host_port(host: str, port: int) -> str:

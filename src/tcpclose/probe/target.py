@@ -11,6 +11,7 @@ import socket
 import threading
 from dataclasses import dataclass
 
+from tcpclose.addresses import is_ip, looks_like_hostname
 from tcpclose.errors import NetworkError, UsageError
 
 
@@ -57,7 +58,7 @@ def parse_target(text: str) -> Target:
         if not sep or not rest.startswith(":"):
             raise UsageError(f"target {text!r} is not [IPV6]:PORT")
         port_text = rest[1:]
-        if not _is_ip(host, version=6):
+        if not is_ip(host, version=6):
             raise UsageError(f"target {text!r}: {host!r} is not an IPv6 address")
     else:
         host, sep, port_text = text.rpartition(":")
@@ -65,7 +66,7 @@ def parse_target(text: str) -> Target:
             raise UsageError(f"target {text!r} is not HOST:PORT")
         if ":" in host:
             raise UsageError(f"target {text!r}: write IPv6 addresses in brackets, [{host}]:PORT")
-        if not _is_ip(host) and not _looks_like_hostname(host):
+        if not is_ip(host) and not looks_like_hostname(host):
             raise UsageError(f"target {text!r}: {host!r} is not an IP address or a host name")
     if not port_text.isascii() or not port_text.isdigit():
         raise UsageError(f"target {text!r}: port {port_text!r} is not a number")
@@ -109,25 +110,3 @@ def resolve(target: Target, timeout: float) -> Address:
         raise NetworkError(f"cannot resolve {target.host!r}: no addresses")
     family, _type, _proto, _name, sockaddr = infos[0]
     return Address(socket.AddressFamily(family), tuple(sockaddr))
-
-
-def _is_ip(text: str, version: int | None = None) -> bool:
-    try:
-        ip = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return False
-    return version is None or ip.version == version
-
-
-def _looks_like_hostname(text: str) -> bool:
-    if not text or len(text) > 253:
-        return False
-    labels = text.rstrip(".").split(".")
-    return all(
-        0 < len(label) <= 63
-        and label.isascii()
-        and all(ch.isalnum() or ch in "-_" for ch in label)
-        and not label.startswith("-")
-        and not label.endswith("-")
-        for label in labels
-    )
