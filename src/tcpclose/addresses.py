@@ -19,7 +19,7 @@ def is_ip(text: str, version: int | None = None) -> bool:
 
 
 def looks_like_hostname(text: str) -> bool:
-    """A syntactically valid host name (RFC 1123 labels; `_` tolerated, as resolvers do).
+    """A syntactically valid host name: RFC 1123 labels (letters, digits, inner hyphens).
 
     An all-numeric top label is no host name (RFC 3696 section 2): `1.2.3` and `300.1.1.1` are
     bad IP addresses, not names to look up (nor to parse the inet_aton way).
@@ -32,7 +32,7 @@ def looks_like_hostname(text: str) -> bool:
     return all(
         0 < len(label) <= 63
         and label.isascii()
-        and all(ch.isalnum() or ch in "-_" for ch in label)
+        and all(ch.isalnum() or ch == "-" for ch in label)
         and not label.startswith("-")
         and not label.endswith("-")
         for label in labels
