@@ -79,9 +79,13 @@ def tcpdump(path: Path, *ports: int, timeout: float = 15.0) -> Iterator[int]:
 
     Yields the probe port: tcpdump says "listening" a little before packets really flow into
     the file, so connections to this closed port (refused: SYN, RST) are sent until the first
-    one shows in the file. Leave them out with `not port PROBE`.
+    one shows in the file. Leave them out with `not port PROBE`. The probe port stays bound
+    (not listening, so connections are refused) for the whole capture: freed, any process on
+    the machine could pick it as its ephemeral source port and join the capture.
     """
-    probe = free_port()
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    probe = holder.getsockname()[1]
     expression = " or ".join(f"tcp port {port}" for port in (*ports, probe))
     proc = subprocess.Popen(
         [
@@ -126,6 +130,7 @@ def tcpdump(path: Path, *ports: int, timeout: float = 15.0) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        holder.close()
 
 
 def wait_settled(path: Path, quiet: float = 0.3, timeout: float = 15.0) -> None:
