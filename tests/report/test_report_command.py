@@ -28,3 +28,16 @@ def test_a_directory_as_output_is_refused(tmp_path, capsys):
 
 def test_unknown_scenario_is_a_usage_error(capsys):
     assert main(["report", "no-such-scenario"]) == 2
+
+
+def test_json_names_the_report_and_carries_runs_and_claims(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "r.html"
+    assert main(["report", "abort", "-o", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["report"] == str(out) and out.exists()
+    assert [run["scenario"] for run in doc["runs"]] == ["abort"]
+    assert doc["runs"][0]["verdicts"]["termination"] == "abort"
+    verdicts = {claim["verdict"] for claim in doc["claims"]}
+    assert len(doc["claims"]) == 21 and verdicts <= {"holds", "differs", "depends"}

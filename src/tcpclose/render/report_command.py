@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from tcpclose.argparsing import Parser
 from tcpclose.claims.check import judge_claims, needed_scenarios
 from tcpclose.errors import UsageError, from_oserror
 from tcpclose.lab.command import positive_speed, select_scenarios
+from tcpclose.lab.jsonout import run_json
 from tcpclose.lab.runner import DEFAULT_SPEED, run_many
 from tcpclose.lab.scenarios import BY_NAME
 from tcpclose.render.console import progress
@@ -56,6 +58,11 @@ def configure(parser: Parser) -> None:
     parser.add_argument(
         "--jobs", type=int, default=8, metavar="N", help="scenarios run at once (default 8)"
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report's path, the runs and the claims as JSON",
+    )
 
 
 def check_writable(path: Path) -> None:
@@ -85,5 +92,14 @@ def execute(args: argparse.Namespace) -> int:
         runs = run_many(to_run, speed=speed, jobs=args.jobs)
     claims = judge_claims(runs) if args.claims else None
     path = write_report(runs[: len(shown)], args.output, claims=claims)
-    sys.stdout.write(f"report: {path}\n")
+    if args.json:
+        doc = {
+            "report": str(path),
+            "runs": [run_json(run) for run in runs[: len(shown)]],
+            "claims": None if claims is None else [claim.to_json() for claim in claims],
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(f"report: {path}\n")
     return ExitStatus.OK
