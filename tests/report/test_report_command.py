@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tcpclose.cli import main
 
 
@@ -31,8 +33,6 @@ def test_unknown_scenario_is_a_usage_error(capsys):
 
 
 def test_json_names_the_report_and_carries_runs_and_claims(tmp_path, capsys):
-    import json
-
     out = tmp_path / "r.html"
     assert main(["report", "abort", "-o", str(out), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
