@@ -223,3 +223,19 @@ def test_filter_expressions() -> None:
 def test_errors_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         list(read_connections(tmp_path / "absent"))
+
+
+def test_record_is_the_verdicts_json_with_the_columns() -> None:
+    """`record` builds the row directly; it must equal `to_json` plus the row's own columns."""
+    from tcpclose.analyze.output import COLUMNS, closed_first, endpoint, record
+
+    rows, _ = analyze_files(DATA / "three-closes.pcap")
+    for row in rows:
+        expected = row.verdict.to_json()
+        expected["number"] = row.number
+        expected["originator"] = endpoint(row.verdict.originator)
+        expected["responder"] = endpoint(row.verdict.responder)
+        expected["closed_first"] = closed_first(row.verdict)
+        rec = record(row)
+        assert list(rec) == list(COLUMNS)
+        assert rec == {key: expected[key] for key in COLUMNS}
