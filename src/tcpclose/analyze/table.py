@@ -17,10 +17,13 @@ are finished and handed to the `done` callback. What is left is finished at the 
 
 from __future__ import annotations
 
+import gc
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop
+
+import numpy as np
 
 from tcpclose.analyze.capfile import Frame
 from tcpclose.analyze.filter import ConnectionFilter
@@ -33,6 +36,125 @@ SWEEP = 1 << 16
 
 _TCP = struct.Struct("!HHIIHH").unpack_from
 _V6_EXTENSIONS = frozenset({0, 43, 60})
+
+
+def decode(lt: int, buf: bytes, off: int, end: int) -> tuple | None:
+    """One frame's TCP segment: (key, address length, TCP header offset, source port,
+    destination port, seq, ack, data offset and flags, window, payload length), or None for a
+    frame that is not TCP over IP or is cut short. The key is the raw (source address,
+    destination address, ports)."""
+    # Link layer -> network layer start `n` and protocol `et`.
+    if lt == 1:
+        et = (buf[off + 12] << 8) | buf[off + 13] if off + 14 <= end else 0
+        n = off + 14
+        while et in (0x8100, 0x88A8, 0x9100) and n + 4 <= end:
+            et = (buf[n + 2] << 8) | buf[n + 3]
+            n += 4
+    elif lt == 113:
+        et = (buf[off + 14] << 8) | buf[off + 15] if off + 16 <= end else 0
+        n = off + 16
+    elif lt == 276:
+        et = (buf[off] << 8) | buf[off + 1] if off + 20 <= end else 0
+        n = off + 20
+    elif lt == 0 or lt == 108:
+        n = off + 4
+        family = (buf[off] | buf[off + 3]) if n <= end else 0
+        et = 0x0800 if family == 2 else 0x86DD if family in (10, 24, 28, 30) else 0
+    else:  # raw IP: 12, 14, 101, 228, 229
+        n = off
+        version = buf[off] >> 4 if off < end else 0
+        et = 0x0800 if version == 4 else 0x86DD if version == 6 else 0
+    # Network layer -> TCP header start `th`, payload length `ip_len`, key.
+    if et == 0x0800:
+        if n + 20 > end:
+            return None
+        b0 = buf[n]
+        ihl = (b0 & 15) * 4
+        if b0 >> 4 != 4 or buf[n + 9] != 6 or ihl < 20 or (buf[n + 6] & 0x1F) | buf[n + 7]:
+            return None
+        th = n + ihl
+        if th + 20 > end:
+            return None
+        ip_len = ((buf[n + 2] << 8) | buf[n + 3]) - ihl
+        if ip_len < 0:  # total length 0 (TSO): the payload is what was captured
+            ip_len = end - th
+        # (source, destination, ports) are contiguous when there are no IP options
+        key = buf[n + 12 : n + 24] if ihl == 20 else buf[n + 12 : n + 20] + buf[th : th + 4]
+        alen = 4
+    elif et == 0x86DD:
+        if n + 40 > end:
+            return None
+        nh = buf[n + 6]
+        th = n + 40
+        while nh in _V6_EXTENSIONS and th + 8 <= end:
+            nh = buf[th]
+            th += (buf[th + 1] + 1) * 8
+        if nh == 44 and th + 8 <= end:  # fragment: only the first one has the header
+            if (buf[th + 2] << 8 | buf[th + 3]) & 0xFFF8:
+                return None
+            nh = buf[th]
+            th += 8
+        if nh != 6 or th + 20 > end:
+            return None
+        ip_len = ((buf[n + 4] << 8) | buf[n + 5]) - (th - n - 40)
+        if ip_len <= 0:
+            ip_len = end - th
+        key = buf[n + 8 : n + 40] + buf[th : th + 4]
+        alen = 16
+    else:
+        return None
+    sport, dport, seq, ack, offflags, win = _TCP(buf, th)
+    length = ip_len - ((offflags >> 12) << 2)
+    if length < 0:
+        length = 0
+    return key, alen, th, sport, dport, seq, ack, offflags, win, length
+
+
+#: where the network layer starts, by link type, when it is at a fixed offset
+_NETWORK_AT = {1: 14, 113: 16, 276: 20, 12: 0, 14: 0, 101: 0, 228: 0}
+
+
+def _decode_ipv4(
+    lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, list[list[int]]]:
+    """`decode` at once for the frames that are plain IPv4 (no options, not a fragment) with a
+    whole TCP header: (which frames, [key offset, sport, dport, flags, seq, ack, win, payload
+    length] as lists). The other frames' values are meaningless: `decode` them one by one."""
+    at_net = _NETWORK_AT.get(lt)
+    count = len(starts)
+    if at_net is None:  # BSD loopback and the like: frame by frame
+        return np.zeros(count, dtype=bool), [[0] * count] * 8
+    b = np.frombuffer(buf, dtype=np.uint8)
+    last = len(b) - 1
+
+    def at(index: np.ndarray) -> np.ndarray:
+        return b[np.minimum(index, last)].astype(np.int64)
+
+    n = starts + at_net
+    if lt == 1:
+        ok = (at(starts + 12) == 0x08) & (at(starts + 13) == 0x00)
+    elif lt == 113:
+        ok = (at(starts + 14) == 0x08) & (at(starts + 15) == 0x00)
+    elif lt == 276:
+        ok = (at(starts) == 0x08) & (at(starts + 1) == 0x00)
+    else:  # raw IP: the version is checked below
+        ok = np.ones(count, dtype=bool)
+    th = n + 20
+    ok &= th + 20 <= ends  # also covers the link header and the IP header
+    ok &= at(n) == 0x45  # version 4, no options
+    ok &= at(n + 9) == 6
+    ok &= ((at(n + 6) & 0x1F) | at(n + 7)) == 0
+    ip_len = ((at(n + 2) << 8) | at(n + 3)) - 20
+    ip_len = np.where(ip_len < 0, ends - th, ip_len)
+    sport = (at(th) << 8) | at(th + 1)
+    dport = (at(th + 2) << 8) | at(th + 3)
+    seq = (at(th + 4) << 24) | (at(th + 5) << 16) | (at(th + 6) << 8) | at(th + 7)
+    ack = (at(th + 8) << 24) | (at(th + 9) << 16) | (at(th + 10) << 8) | at(th + 11)
+    flags = at(th + 13)
+    win = (at(th + 14) << 8) | at(th + 15)
+    length = np.maximum(ip_len - ((at(th + 12) >> 4) << 2), 0)
+    fields = [n + 12, sport, dport, flags, seq, ack, win, length]
+    return ok, [f.tolist() for f in fields]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +173,11 @@ class ConnectionTable:
         done: Callable[[Row], None],
         connection_filter: ConnectionFilter | None = None,
         collect: int | None = None,
+        reference: bool = False,
     ) -> None:
         self._done = done
+        #: feed every segment through `ConnectionTracker.feed_reference`, frame by frame
+        self.reference = reference
         self._filter = connection_filter
         #: directional key -> [tracker, sent by the originator?, number]
         self._flows: dict[bytes, list] = {}
@@ -64,92 +189,105 @@ class ConnectionTable:
         self._collect = collect
         #: the packets of connection number `collect`, with payload, for a timeline
         self.collected: list[Packet] = []
-        self._last_sweep_t = 0.0
+        #: number -> forward entry of every connection in the table, in start order
+        self._live: dict[int, list] = {}
 
     def scan(self, frames: Iterable[Frame]) -> None:
-        """Decode and track every frame (the hot loop)."""
-        flows = self._flows
-        get = flows.get
-        tcp = _TCP
-        skipped = 0
-        count = self.packets
-        tcp_count = self.tcp_packets
-        collect = self._collect
+        """Decode and track every frame, one at a time: the reference path (`reference=True`
+        also feeds every segment through the tracker's `feed_reference`)."""
         for lt, t, buf, off, end in frames:
-            count += 1
-            # Link layer -> network layer start `n` and protocol `et`.
-            if lt == 1:
-                et = (buf[off + 12] << 8) | buf[off + 13] if off + 14 <= end else 0
-                n = off + 14
-                while et in (0x8100, 0x88A8, 0x9100) and n + 4 <= end:
-                    et = (buf[n + 2] << 8) | buf[n + 3]
-                    n += 4
-            elif lt == 113:
-                et = (buf[off + 14] << 8) | buf[off + 15] if off + 16 <= end else 0
-                n = off + 16
-            elif lt == 276:
-                et = (buf[off] << 8) | buf[off + 1] if off + 20 <= end else 0
-                n = off + 20
-            elif lt == 0 or lt == 108:
-                n = off + 4
-                family = (buf[off] | buf[off + 3]) if n <= end else 0
-                et = 0x0800 if family == 2 else 0x86DD if family in (10, 24, 28, 30) else 0
-            else:  # raw IP: 12, 14, 101, 228, 229
-                n = off
-                version = buf[off] >> 4 if off < end else 0
-                et = 0x0800 if version == 4 else 0x86DD if version == 6 else 0
-            # Network layer -> TCP header start `th`, payload length `ip_len`, key.
-            if et == 0x0800:
-                if n + 20 > end:
-                    skipped += 1
-                    continue
-                b0 = buf[n]
-                ihl = (b0 & 15) * 4
-                if b0 >> 4 != 4 or buf[n + 9] != 6 or ihl < 20 or (buf[n + 6] & 0x1F) | buf[n + 7]:
-                    skipped += 1
-                    continue
-                th = n + ihl
-                if th + 20 > end:
-                    skipped += 1
-                    continue
-                ip_len = ((buf[n + 2] << 8) | buf[n + 3]) - ihl
-                if ip_len < 0:  # total length 0 (TSO): the payload is what was captured
-                    ip_len = end - th
-                # (source, destination, ports) are contiguous when there are no IP options
-                key = buf[n + 12 : n + 24] if ihl == 20 else buf[n + 12 : n + 20] + buf[th : th + 4]
-                alen = 4
-            elif et == 0x86DD:
-                if n + 40 > end:
-                    skipped += 1
-                    continue
-                nh = buf[n + 6]
-                th = n + 40
-                while nh in _V6_EXTENSIONS and th + 8 <= end:
-                    nh = buf[th]
-                    th += (buf[th + 1] + 1) * 8
-                if nh == 44 and th + 8 <= end:  # fragment: only the first one has the header
-                    if (buf[th + 2] << 8 | buf[th + 3]) & 0xFFF8:
-                        skipped += 1
-                        continue
-                    nh = buf[th]
-                    th += 8
-                if nh != 6 or th + 20 > end:
-                    skipped += 1
-                    continue
-                ip_len = ((buf[n + 4] << 8) | buf[n + 5]) - (th - n - 40)
-                if ip_len <= 0:
-                    ip_len = end - th
-                key = buf[n + 8 : n + 40] + buf[th : th + 4]
-                alen = 16
-            else:
-                skipped += 1
+            self.packets += 1
+            self._frame(lt, t, buf, off, end)
+
+    def _frame(self, lt: int, t: float, buf: bytes, off: int, end: int) -> None:
+        """Decode and track one frame (`self.packets` already counts it)."""
+        decoded = decode(lt, buf, off, end)
+        if decoded is None:
+            self.skipped += 1
+            return
+        self.tcp_packets += 1
+        key, alen, th, sport, dport, seq, ack, offflags, win, length = decoded
+        flags = offflags & 0xFF
+        entry = self._flows.get(key)
+        if entry is None or (
+            flags & 0x12 == 0x02 and entry[0].starts_new_connection(entry[1], flags, seq)
+        ):
+            if entry is not None:
+                self._finish(entry)
+            elif key in self._ignored:
+                return
+            entry = self._new(key, alen, t, sport, dport, flags)
+            if entry is None:
+                return
+        if self.reference:
+            entry[0].feed_reference(t, entry[1], flags, seq, ack, win, length)
+        else:
+            entry[0].feed_fields(t, entry[1], flags, seq, ack, win, length)
+        if self._collect is not None and entry[2] == self._collect:
+            payload_at = th + ((offflags >> 12) << 2)
+            self._keep(
+                key,
+                alen,
+                t,
+                sport,
+                dport,
+                flags,
+                seq,
+                ack,
+                win,
+                length,
+                bytes(buf[payload_at : min(end, payload_at + length)]),
+            )
+        if not self.packets & (SWEEP - 1):
+            self._sweep(t)
+
+    def scan_batch(
+        self, lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray, times: np.ndarray
+    ) -> None:
+        """Decode and track the frames buf[starts[i]:ends[i]] (the fast path, same results as
+        `scan` on the same frames).
+
+        The common frames (IPv4 without options, not a fragment, with a whole TCP header, on
+        the usual link types) are decoded at once with numpy; the others, and any frame when
+        `collect` is set, go through `_frame` one by one. The per-frame Python work left is
+        the table lookup and the tracker."""
+        count = len(starts)
+        if not count:
+            return
+        if self._collect is not None or self.reference:
+            for i in range(count):
+                self.packets += 1
+                self._frame(lt, float(times[i]), buf, int(starts[i]), int(ends[i]))
+            return
+        # The collector would walk the table's trackers again and again (they hold no cycles):
+        # off while a batch runs, back on (one collection then at most) after it.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._scan_batch(lt, buf, starts, ends, times)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _scan_batch(
+        self, lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray, times: np.ndarray
+    ) -> None:
+        simple, fields = _decode_ipv4(lt, buf, starts, ends)
+        get = self._flows.get
+        base = packets = self.packets
+        tcp_packets = self.tcp_packets
+        for ok, t, k, sport, dport, flags, seq, ack, win, length in zip(
+            simple.tolist(), times.tolist(), *fields, strict=True
+        ):
+            packets += 1
+            if not ok:
+                self.packets, self.tcp_packets = packets, tcp_packets
+                i = packets - base - 1
+                self._frame(lt, t, buf, int(starts[i]), int(ends[i]))
+                packets, tcp_packets = self.packets, self.tcp_packets
                 continue
-            tcp_count += 1
-            sport, dport, seq, ack, offflags, win = tcp(buf, th)
-            flags = offflags & 0xFF
-            length = ip_len - ((offflags >> 12) << 2)
-            if length < 0:
-                length = 0
+            tcp_packets += 1
+            key = buf[k : k + 12]
             entry = get(key)
             if entry is None or (
                 flags & 0x12 == 0x02 and entry[0].starts_new_connection(entry[1], flags, seq)
@@ -158,30 +296,14 @@ class ConnectionTable:
                     self._finish(entry)
                 elif key in self._ignored:
                     continue
-                entry = self._new(key, alen, t, sport, dport, flags)
+                entry = self._new(key, 4, t, sport, dport, flags)
                 if entry is None:
                     continue
             entry[0].feed_fields(t, entry[1], flags, seq, ack, win, length)
-            if collect is not None and entry[2] == collect:
-                payload_at = th + ((offflags >> 12) << 2)
-                self._keep(
-                    entry,
-                    key,
-                    alen,
-                    t,
-                    sport,
-                    dport,
-                    flags,
-                    seq,
-                    ack,
-                    win,
-                    length,
-                    bytes(buf[payload_at : min(end, payload_at + length)]),
-                )
-            if not count & (SWEEP - 1):
-                self.packets, self.tcp_packets, self.skipped = count, tcp_count, skipped
+            if not packets & (SWEEP - 1):
+                self.packets, self.tcp_packets = packets, tcp_packets
                 self._sweep(t)
-        self.packets, self.tcp_packets, self.skipped = count, tcp_count, skipped
+        self.packets, self.tcp_packets = packets, tcp_packets
 
     def _new(
         self, key: bytes, alen: int, t: float, sport: int, dport: int, flags: int
@@ -205,11 +327,11 @@ class ConnectionTable:
         backward = [tracker, not tracker.first_is_originator, number, key, reverse]
         self._flows[key] = forward
         self._flows[reverse] = backward
+        self._live[number] = forward
         return forward
 
     def _keep(
         self,
-        entry: list,
         key: bytes,
         alen: int,
         t: float,
@@ -236,24 +358,21 @@ class ConnectionTable:
             del self._flows[key]
         if self._flows.get(reverse) is not None and self._flows[reverse][0] is tracker:
             del self._flows[reverse]
+        del self._live[number]
         self._done(Row(number, tracker.verdict()))
 
     def _sweep(self, now: float) -> None:
-        """Finish connections that ended LINGER seconds ago or were idle IDLE seconds."""
-        seen: set[int] = set()
-        for entry in list(self._flows.values()):
+        """Finish connections that ended LINGER seconds ago or were idle IDLE seconds (in start
+        order: the order of `_flows`, whose two keys per connection are added together)."""
+        for entry in list(self._live.values()):
             tracker = entry[0]
-            if id(tracker) in seen:
-                continue
-            seen.add(id(tracker))
             idle = now - tracker.end
             if idle > IDLE or (idle > LINGER and tracker.ended):
                 self._finish(entry)
 
     def finish(self) -> None:
         """Finish every connection still in the table, in start order."""
-        entries = {id(e[0]): e for e in self._flows.values()}
-        for entry in sorted(entries.values(), key=lambda e: e[2]):
+        for entry in list(self._live.values()):
             self._finish(entry)
         self._ignored.clear()
 
