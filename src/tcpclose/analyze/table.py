@@ -189,6 +189,7 @@ class ConnectionTable:
         self._collect = collect
         #: the packets of connection number `collect`, with payload, for a timeline
         self.collected: list[Packet] = []
+        self._addresses: dict[bytes, str] = {}
         #: number -> forward entry of every connection in the table, in start order
         self._live: dict[int, list] = {}
 
@@ -309,9 +310,8 @@ class ConnectionTable:
         self, key: bytes, alen: int, t: float, sport: int, dport: int, flags: int
     ) -> list | None:
         """Start tracking the connection whose first packet has this key."""
-        family = AF_INET if alen == 4 else AF_INET6
-        src = inet_ntop(family, key[:alen])
-        dst = inet_ntop(family, key[alen : 2 * alen])
+        src = self._address(key[:alen])
+        dst = self._address(key[alen : 2 * alen])
         if self._filter is not None and not self._filter.matches(src, sport, dst, dport):
             if len(self._ignored) > 100_000:
                 self._ignored.clear()
@@ -329,6 +329,16 @@ class ConnectionTable:
         self._flows[reverse] = backward
         self._live[number] = forward
         return forward
+
+    def _address(self, raw: bytes) -> str:
+        """The text form of an address; one string per address (shared by its connections)."""
+        text = self._addresses.get(raw)
+        if text is None:
+            if len(self._addresses) >= 65536:
+                self._addresses.clear()
+            text = inet_ntop(AF_INET if len(raw) == 4 else AF_INET6, raw)
+            self._addresses[raw] = text
+        return text
 
     def _keep(
         self,

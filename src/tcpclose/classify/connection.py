@@ -262,7 +262,7 @@ class ConnectionTracker:
         self._r = _Half()
         self._first_fin: Side | None = None
         self._first_rst: Side | None = None
-        self._history: list[str] = ["^"] if flip else []
+        self._history = "^" if flip else ""  # a str: smaller than a list of letters
         self._last_data_orig: bool | None = None
         self._rst_facts: tuple[bool, int, int] | None = None
 
@@ -307,12 +307,12 @@ class ConnectionTracker:
         if length:
             if not zh.seen & _HIST_DATA:
                 zh.seen |= _HIST_DATA
-                self._history.append("D" if is_orig else "d")
+                self._history += "D" if is_orig else "d"
         elif flags & 0x10 and not zh.seen & _HIST_ACK:
             zh.seen |= _HIST_ACK
-            self._history.append("A" if is_orig else "a")
+            self._history += "A" if is_orig else "a"
         if win == 0 and p.z.state != _CLOSED and state != _RESET:
-            zeek.zero_window(self._history, zh, is_orig)
+            self._history += zeek.zero_window(zh, is_orig)
         high = h.high
         if high is None:
             h.high = high = seq
@@ -326,7 +326,7 @@ class ConnectionTracker:
             if length:
                 new = length if length < delta else delta
         elif length:
-            zeek.retransmitted(self._history, zh, is_orig)
+            self._history += zeek.retransmitted(zh, is_orig)
         if state == _INACTIVE:  # update_state changes nothing else without SYN/FIN/RST
             zeek.update_state(zh, p.z, self._o.z, is_orig, flags, length)
         if new > 0:
@@ -354,16 +354,15 @@ class ConnectionTracker:
         self.packets += 1
         self.end = t
         h.sent += 1
-        hist = self._history
         syn = flags & 0x02
         fin = flags & 0x01
         rst = flags & 0x04
 
         # Zeek: history letters, zero window, then the sequence-number bookkeeping.
         zh, zp = h.z, p.z
-        zeek.update_history(hist, zh, is_orig, flags, seq, length)
+        self._history += zeek.update_history(zh, is_orig, flags, seq, length)
         if win == 0 and not rst and zp.state != zeek.CLOSED and zh.state != zeek.RESET:
-            zeek.zero_window(hist, zh, is_orig)
+            self._history += zeek.zero_window(zh, is_orig)
         seg_end = (seq + (0 if rst else length) + (1 if syn else 0) + (1 if fin else 0)) & _M32
         if h.high is None or (syn and h.syn + h.synack == 0):
             h.high = seq if not syn else (seq + 1) & _M32
@@ -377,7 +376,7 @@ class ConnectionTracker:
             h.high = seg_end
             new = min(length, delta - (1 if fin else 0)) if length and not rst else 0
         elif length:
-            zeek.retransmitted(hist, zh, is_orig)
+            self._history += zeek.retransmitted(zh, is_orig)
         zeek.update_state(zh, zp, self._o.z, is_orig, flags, length)
 
         # The lesson's facts.
@@ -463,7 +462,7 @@ class ConnectionTracker:
                 _DECIDED.clear()
             decided = _DECIDED[key] = _decide(_Facts(self))
         termination, reason = decided
-        history = "".join(self._history)
+        history = self._history
         state = zeek.conn_state(
             self._o.z.state, self._r.z.state, self._o.bytes, self._r.bytes, history
         )
