@@ -296,8 +296,12 @@ def test_generated_captures(
     tagged: list[tuple[float, int, bytes]] = []
     for order, (tuple_id, handshake, segments) in enumerate(connections):
         script = handshake_then(segments) if handshake else segments
-        client = (f"10.0.0.{1 + tuple_id % 2}", 40000 + tuple_id)
-        for t, ip, _ in conversation_frames(client, ("10.0.1.1", 80), script, 1e9 + order):
+        client, server = (f"10.0.0.{1 + tuple_id % 2}", 40000 + tuple_id), ("10.0.1.1", 80)
+        if tuple_id == 3:  # the same address and port at both ends: one key both ways
+            client = server = ("10.0.0.9", 5555)
+        elif tuple_id == 2:  # the server's key is the smaller one
+            client, server = ("10.0.1.1", 80), ("10.0.0.1", 40002)
+        for t, ip, _ in conversation_frames(client, server, script, 1e9 + order):
             tagged.append((t, len(tagged), ip))
     tagged.sort()
     frames = [(t, ethernet(ip, vlan=i in vlan)) for i, (t, _, ip) in enumerate(tagged)]

@@ -110,6 +110,14 @@ def decode(lt: int, buf: bytes, off: int, end: int) -> tuple | None:
     return key, alen, th, sport, dport, seq, ack, offflags, win, length
 
 
+def reverse_key(key: bytes, alen: int) -> bytes:
+    """The key of the other direction: (destination, source, destination port, source port)."""
+    return key[alen : 2 * alen] + key[:alen] + key[2 * alen + 2 :] + key[2 * alen : 2 * alen + 2]
+
+
+#: the bytes of the IPv4 key and of its reverse, from the start of the IP header
+_FORWARD = np.arange(12, 24)
+_REVERSE = np.array([16, 17, 18, 19, 12, 13, 14, 15, 22, 23, 20, 21])
 #: where the network layer starts, by link type, when it is at a fixed offset
 _NETWORK_AT = {1: 14, 113: 16, 276: 20, 12: 0, 14: 0, 101: 0, 228: 0}
 
@@ -123,7 +131,7 @@ def _decode_ipv4(
     at_net = _NETWORK_AT.get(lt)
     count = len(starts)
     if at_net is None:  # BSD loopback and the like: frame by frame
-        return np.zeros(count, dtype=bool), [[0] * count] * 8
+        return np.zeros(count, dtype=bool), [[0] * count] * 9
     b = np.frombuffer(buf, dtype=np.uint8)
     last = len(b) - 1
 
@@ -153,7 +161,13 @@ def _decode_ipv4(
     flags = at(th + 13)
     win = (at(th + 14) << 8) | at(th + 15)
     length = np.maximum(ip_len - ((at(th + 12) >> 4) << 2), 0)
-    fields = [n + 12, sport, dport, flags, seq, ack, win, length]
+    # The canonical key: the smaller (as bytes) of the key and its reverse, see `reverse_key`.
+    src = (at(n + 12) << 24) | (at(n + 13) << 16) | (at(n + 14) << 8) | at(n + 15)
+    dst = (at(n + 16) << 24) | (at(n + 17) << 16) | (at(n + 18) << 8) | at(n + 19)
+    swap = (dst < src) | ((dst == src) & (dport < sport))
+    index = n[:, None] + np.where(swap[:, None], _REVERSE, _FORWARD)
+    keys = b[np.minimum(index, last)].view("V12").ravel()
+    fields = [keys, swap, sport, dport, flags, seq, ack, win, length]
     return ok, [f.tolist() for f in fields]
 
 
@@ -179,7 +193,7 @@ class ConnectionTable:
         #: feed every segment through `ConnectionTracker.feed_reference`, frame by frame
         self.reference = reference
         self._filter = connection_filter
-        #: directional key -> [tracker, sent by the originator?, number]
+        #: canonical key -> [tracker, direction of the originator, number, key] (see `_new`)
         self._flows: dict[bytes, list] = {}
         self._ignored: set[bytes] = set()
         self._next_number = 0
@@ -209,21 +223,24 @@ class ConnectionTable:
         self.tcp_packets += 1
         key, alen, th, sport, dport, seq, ack, offflags, win, length = decoded
         flags = offflags & 0xFF
-        entry = self._flows.get(key)
+        reverse = reverse_key(key, alen)
+        swap = reverse < key
+        canonical = reverse if swap else key
+        entry = self._flows.get(canonical)
         if entry is None or (
-            flags & 0x12 == 0x02 and entry[0].starts_new_connection(entry[1], flags, seq)
+            flags & 0x12 == 0x02 and entry[0].starts_new_connection(entry[1] != swap, flags, seq)
         ):
             if entry is not None:
                 self._finish(entry)
             elif key in self._ignored:
                 return
-            entry = self._new(key, alen, t, sport, dport, flags)
+            entry = self._new(key, canonical, swap, alen, t, sport, dport, flags)
             if entry is None:
                 return
         if self.reference:
-            entry[0].feed_reference(t, entry[1], flags, seq, ack, win, length)
+            entry[0].feed_reference(t, entry[1] != swap, flags, seq, ack, win, length)
         else:
-            entry[0].feed_fields(t, entry[1], flags, seq, ack, win, length)
+            entry[0].feed_fields(t, entry[1] != swap, flags, seq, ack, win, length)
         if self._collect is not None and entry[2] == self._collect:
             payload_at = th + ((offflags >> 12) << 2)
             self._keep(
@@ -277,7 +294,8 @@ class ConnectionTable:
         get = self._flows.get
         base = packets = self.packets
         tcp_packets = self.tcp_packets
-        for ok, t, k, sport, dport, flags, seq, ack, win, length in zip(
+        ignored = self._ignored
+        for ok, t, key, swap, sport, dport, flags, seq, ack, win, length in zip(
             simple.tolist(), times.tolist(), *fields, strict=True
         ):
             packets += 1
@@ -288,28 +306,42 @@ class ConnectionTable:
                 packets, tcp_packets = self.packets, self.tcp_packets
                 continue
             tcp_packets += 1
-            key = buf[k : k + 12]
             entry = get(key)
             if entry is None or (
-                flags & 0x12 == 0x02 and entry[0].starts_new_connection(entry[1], flags, seq)
+                flags & 0x12 == 0x02
+                and entry[0].starts_new_connection(entry[1] != swap, flags, seq)
             ):
+                raw = key[4:8] + key[:4] + key[10:] + key[8:10] if swap else key
                 if entry is not None:
                     self._finish(entry)
-                elif key in self._ignored:
+                elif raw in ignored:
                     continue
-                entry = self._new(key, 4, t, sport, dport, flags)
+                entry = self._new(raw, key, swap, 4, t, sport, dport, flags)
                 if entry is None:
                     continue
-            entry[0].feed_fields(t, entry[1], flags, seq, ack, win, length)
+            entry[0].feed_fields(t, entry[1] != swap, flags, seq, ack, win, length)
             if not packets & (SWEEP - 1):
                 self.packets, self.tcp_packets = packets, tcp_packets
                 self._sweep(t)
         self.packets, self.tcp_packets = packets, tcp_packets
 
     def _new(
-        self, key: bytes, alen: int, t: float, sport: int, dport: int, flags: int
+        self,
+        key: bytes,
+        canonical: bytes,
+        swap: bool,
+        alen: int,
+        t: float,
+        sport: int,
+        dport: int,
+        flags: int,
     ) -> list | None:
-        """Start tracking the connection whose first packet has this key."""
+        """Start tracking the connection whose first packet has this key (`canonical`: the
+        smaller of the key and its reverse, `swap`: the key is the reverse).
+
+        The entry is [tracker, originator's direction, number, canonical key]: a packet whose
+        key is the canonical one is the originator's if entry[1] is True, a packet with the
+        reverse key if it is False (`entry[1] != swap`)."""
         src = self._address(key[:alen])
         dst = self._address(key[alen : 2 * alen])
         if self._filter is not None and not self._filter.matches(src, sport, dst, dport):
@@ -318,17 +350,21 @@ class ConnectionTable:
             self._ignored.add(key)
             return None
         tracker = ConnectionTracker.from_fields(t, src, sport, dst, dport, flags)
-        reverse = (
-            key[alen : 2 * alen] + key[:alen] + key[2 * alen + 2 :] + key[2 * alen : 2 * alen + 2]
-        )
         number = self._next_number
         self._next_number += 1
-        forward = [tracker, tracker.first_is_originator, number, key, reverse]
-        backward = [tracker, not tracker.first_is_originator, number, key, reverse]
-        self._flows[key] = forward
-        self._flows[reverse] = backward
-        self._live[number] = forward
-        return forward
+        first = tracker.first_is_originator
+        if key == reverse_key(key, alen):
+            # Both directions have the same key (same address and port at both ends): all
+            # packets but the first are taken as the other side's, as when every key and its
+            # reverse had an entry of their own, the reverse's written last.
+            entry = [tracker, not first, number, canonical]
+            self._flows[canonical] = entry
+            self._live[number] = entry
+            return [tracker, first, number, canonical]
+        entry = [tracker, first != swap, number, canonical]
+        self._flows[canonical] = entry
+        self._live[number] = entry
+        return entry
 
     def _address(self, raw: bytes) -> str:
         """The text form of an address; one string per address (shared by its connections)."""
@@ -363,11 +399,9 @@ class ConnectionTable:
 
     def _finish(self, entry: list) -> None:
         """Hand one connection's verdict out and forget it."""
-        tracker, _, number, key, reverse = entry
+        tracker, _, number, key = entry
         if self._flows.get(key) is not None and self._flows[key][0] is tracker:
             del self._flows[key]
-        if self._flows.get(reverse) is not None and self._flows[reverse][0] is tracker:
-            del self._flows[reverse]
         del self._live[number]
         self._done(Row(number, tracker.verdict()))
 
