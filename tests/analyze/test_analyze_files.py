@@ -239,3 +239,22 @@ def test_record_is_the_verdicts_json_with_the_columns() -> None:
         rec = record(row)
         assert list(rec) == list(COLUMNS)
         assert rec == {key: expected[key] for key in COLUMNS}
+
+
+def test_csv_row_is_the_record() -> None:
+    """`csv_row` writes the `record` values directly: the same line as from the record."""
+    import csv
+    import io
+
+    from tcpclose.analyze.output import COLUMNS, csv_row, record
+
+    rows, _ = analyze_files(DATA / "three-closes.pcap")
+    for row in rows:
+        rec = record(row)
+        rec["start"] = f"{rec['start']:.6f}"
+        rec["duration"] = f"{rec['duration']:.6f}"
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(
+            ["" if rec[k] is None else rec[k] for k in COLUMNS]
+        )
+        assert csv_row(row) == buf.getvalue()

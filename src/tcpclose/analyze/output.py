@@ -92,10 +92,28 @@ def csv_header() -> str:
 
 
 def csv_row(row: Row) -> str:
-    rec = record(row)
-    rec["start"] = f"{rec['start']:.6f}"
-    rec["duration"] = f"{rec['duration']:.6f}"
-    return _csv_line(["" if value is None else value for value in rec.values()])
+    """The `record` values in COLUMNS order, times with 6 decimals, None as empty."""
+    v = row.verdict
+    return _csv_line(
+        (
+            row.number,
+            endpoint(v.originator),
+            endpoint(v.responder),
+            f"{v.start:.6f}",
+            f"{v.end - v.start:.6f}",
+            v.bytes_originator,
+            v.bytes_responder,
+            v.packets,
+            "" if v.first_fin is None else str(v.first_fin),
+            "" if v.first_rst is None else str(v.first_rst),
+            closed_first(v),
+            v.data_after_fin,
+            str(v.termination),
+            v.reason,
+            v.conn_state,
+            v.history,
+        )
+    )
 
 
 class _Line:

@@ -33,6 +33,7 @@ from tcpclose.model.packet import Packet
 LINGER = 5.0
 IDLE = 300.0
 SWEEP = 1 << 16
+assert IDLE >= LINGER
 
 _TCP = struct.Struct("!HHIIHH").unpack_from
 _V6_EXTENSIONS = frozenset({0, 43, 60})
@@ -406,12 +407,12 @@ class ConnectionTable:
         self._done(Row(number, tracker.verdict()))
 
     def _sweep(self, now: float) -> None:
-        """Finish connections that ended LINGER seconds ago or were idle IDLE seconds (in start
-        order: the order of `_flows`, whose two keys per connection are added together)."""
+        """Finish connections that ended LINGER seconds ago or were idle IDLE seconds, in start
+        order. (IDLE >= LINGER: a connection idle less than LINGER stays, ended or not.)"""
         for entry in list(self._live.values()):
             tracker = entry[0]
             idle = now - tracker.end
-            if idle > IDLE or (idle > LINGER and tracker.ended):
+            if idle > LINGER and (idle > IDLE or tracker.ended):
                 self._finish(entry)
 
     def finish(self) -> None:
