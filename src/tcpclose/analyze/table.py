@@ -28,6 +28,7 @@ import numpy as np
 from tcpclose.analyze.capfile import Frame
 from tcpclose.analyze.filter import ConnectionFilter
 from tcpclose.classify import ConnectionTracker, ConnectionVerdict
+from tcpclose.classify.memo import TrackerMemo
 from tcpclose.model.packet import Packet
 
 LINGER = 5.0
@@ -205,6 +206,8 @@ class ConnectionTable:
         #: the packets of connection number `collect`, with payload, for a timeline
         self.collected: list[Packet] = []
         self._addresses: dict[bytes, str] = {}
+        #: the tracker states shared by connections that go the same way (fast path)
+        self._memo = TrackerMemo()
         #: number -> forward entry of every connection in the table, in start order
         self._live: dict[int, list] = {}
 
@@ -350,7 +353,10 @@ class ConnectionTable:
                 self._ignored.clear()
             self._ignored.add(key)
             return None
-        tracker = ConnectionTracker.from_fields(t, src, sport, dst, dport, flags)
+        if self.reference:
+            tracker = ConnectionTracker.from_fields(t, src, sport, dst, dport, flags)
+        else:
+            tracker = self._memo.tracker(t, src, sport, dst, dport, flags)
         number = self._next_number
         self._next_number += 1
         first = tracker.first_is_originator
