@@ -244,12 +244,15 @@ def test_record_is_the_verdicts_json_with_the_columns() -> None:
 def test_csv_row_is_the_record() -> None:
     """`csv_row` writes the `record` values directly: the same line as from the record."""
     import csv
+    import dataclasses
     import io
 
     from tcpclose.analyze.output import COLUMNS, csv_row, record
+    from tcpclose.analyze.table import Row
 
     rows, _ = analyze_files(DATA / "three-closes.pcap")
-    for row in rows:
+    odd = dataclasses.replace(rows[0].verdict, originator=('a,"b"', 1))  # needs quoting
+    for row in [*rows, Row(7, odd)]:
         rec = record(row)
         rec["start"] = f"{rec['start']:.6f}"
         rec["duration"] = f"{rec['duration']:.6f}"

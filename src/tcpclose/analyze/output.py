@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -94,26 +95,53 @@ def csv_header() -> str:
 def csv_row(row: Row) -> str:
     """The `record` values in COLUMNS order, times with 6 decimals, None as empty."""
     v = row.verdict
-    return _csv_line(
-        (
-            row.number,
-            endpoint(v.originator),
-            endpoint(v.responder),
-            f"{v.start:.6f}",
-            f"{v.end - v.start:.6f}",
-            v.bytes_originator,
-            v.bytes_responder,
-            v.packets,
-            "" if v.first_fin is None else str(v.first_fin),
-            "" if v.first_rst is None else str(v.first_rst),
-            closed_first(v),
-            v.data_after_fin,
-            str(v.termination),
-            v.reason,
-            v.conn_state,
-            v.history,
-        )
+    tail_values = (
+        v.bytes_originator,
+        v.bytes_responder,
+        v.packets,
+        v.first_fin,
+        v.first_rst,
+        v.data_after_fin,
+        v.termination,
+        v.reason,
+        v.conn_state,
+        v.history,
     )
+    tail = _TAILS.get(tail_values)
+    if tail is None:
+        if len(_TAILS) >= 4096:
+            _TAILS.clear()
+        tail = _TAILS[tail_values] = _csv_line(
+            (
+                v.bytes_originator,
+                v.bytes_responder,
+                v.packets,
+                "" if v.first_fin is None else str(v.first_fin),
+                "" if v.first_rst is None else str(v.first_rst),
+                closed_first(v),
+                v.data_after_fin,
+                str(v.termination),
+                v.reason,
+                v.conn_state,
+                v.history,
+            )
+        )
+    head = (
+        str(row.number),
+        endpoint(v.originator),
+        endpoint(v.responder),
+        f"{v.start:.6f}",
+        f"{v.end - v.start:.6f}",
+    )
+    if any(_NEEDS_QUOTES.search(field) for field in head[1:3]):
+        return _csv_line((*head, "")).removesuffix(",\n") + "," + tail
+    return ",".join(head) + "," + tail
+
+
+#: what makes csv.writer quote a field (QUOTE_MINIMAL): delimiter, quote, line breaks
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+#: the CSV text of the columns after the times, by their values (many rows share them)
+_TAILS: dict[tuple, str] = {}
 
 
 class _Line:
