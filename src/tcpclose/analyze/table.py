@@ -415,10 +415,9 @@ class ConnectionTable:
     def _sweep(self, now: float) -> None:
         """Finish connections that ended LINGER seconds ago or were idle IDLE seconds, in start
         order. (IDLE >= LINGER: a connection idle less than LINGER stays, ended or not.)"""
-        for entry in list(self._live.values()):
-            tracker = entry[0]
-            idle = now - tracker.end
-            if idle > LINGER and (idle > IDLE or tracker.ended):
+        quiet = [entry for entry in self._live.values() if now - entry[0].end > LINGER]
+        for entry in quiet:
+            if now - entry[0].end > IDLE or entry[0].ended:
                 self._finish(entry)
 
     def finish(self) -> None:

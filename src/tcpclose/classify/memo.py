@@ -49,7 +49,8 @@ class _Node:
         self.tracker = tracker
         self.next: dict[tuple, _Node] = {}
         self.ended = tracker.ended
-        self.verdict: ConnectionVerdict | None = None
+        #: the verdict's fields after `end`, once asked for
+        self.verdict: tuple | None = None
 
 
 class TrackerMemo:
@@ -224,25 +225,22 @@ class MemoTracker:
         if self._real is not None:
             return self._real.verdict()
         node = self._node
-        v = node.verdict
-        if v is None:
-            v = node.verdict = node.tracker.verdict()
-        return ConnectionVerdict(
-            self.originator,
-            self.responder,
-            self.start,
-            self.end,
-            v.packets,
-            v.bytes_originator,
-            v.bytes_responder,
-            v.first_fin,
-            v.first_rst,
-            v.data_after_fin,
-            v.termination,
-            v.reason,
-            v.conn_state,
-            v.history,
-        )
+        rest = node.verdict
+        if rest is None:
+            v = node.tracker.verdict()
+            rest = node.verdict = (
+                v.packets,
+                v.bytes_originator,
+                v.bytes_responder,
+                v.first_fin,
+                v.first_rst,
+                v.data_after_fin,
+                v.termination,
+                v.reason,
+                v.conn_state,
+                v.history,
+            )
+        return ConnectionVerdict(self.originator, self.responder, self.start, self.end, *rest)
 
 
 def _clone(tracker: ConnectionTracker) -> ConnectionTracker:
