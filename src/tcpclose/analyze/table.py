@@ -117,60 +117,75 @@ def reverse_key(key: bytes, alen: int) -> bytes:
     return key[alen : 2 * alen] + key[:alen] + key[2 * alen + 2 :] + key[2 * alen : 2 * alen + 2]
 
 
-#: the bytes of the IPv4 key and of its reverse, from the start of the IP header
-_FORWARD = np.arange(12, 24)
+#: the bytes of the IPv4 key's reverse, from the start of the IP header (see `reverse_key`)
 _REVERSE = np.array([16, 17, 18, 19, 12, 13, 14, 15, 22, 23, 20, 21])
-#: where the network layer starts, by link type, when it is at a fixed offset
-_NETWORK_AT = {1: 14, 113: 16, 276: 20, 12: 0, 14: 0, 101: 0, 228: 0}
+#: where the network layer starts, and where its 2-byte protocol number is, by link type
+_NETWORK_AT = {1: (14, 12), 113: (16, 14), 276: (20, 0), 12: (0, -1), 14: (0, -1), 101: (0, -1)}
+_NETWORK_AT[228] = (0, -1)
 
 
-def _decode_ipv4(
-    lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray
-) -> tuple[np.ndarray, list[list[int]]]:
+class Decoded:
+    """`decode`'s results for a batch of frames, as lists (and ports as arrays)."""
+
+    __slots__ = ("ack", "dport", "flags", "keys", "length", "ok", "seq", "sport", "swap", "win")
+
+    def __init__(self, count: int) -> None:
+        self.ok = [False] * count
+        empty = [0] * count
+        self.keys = self.swap = self.flags = self.seq = self.ack = self.win = empty
+        self.length = empty
+        self.sport = self.dport = np.zeros(count, dtype=np.int64)
+
+
+def _decode_ipv4(lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray) -> Decoded:
     """`decode` at once for the frames that are plain IPv4 (no options, not a fragment) with a
-    whole TCP header: (which frames, [key offset, sport, dport, flags, seq, ack, win, payload
-    length] as lists). The other frames' values are meaningless: `decode` them one by one."""
-    at_net = _NETWORK_AT.get(lt)
+    whole TCP header (`ok`), their keys made canonical (the smaller of the key and its reverse,
+    as bytes; `swap`: the frame's key is the reverse). The other frames' values are
+    meaningless: `decode` them one by one."""
     count = len(starts)
-    if at_net is None:  # BSD loopback and the like: frame by frame
-        return np.zeros(count, dtype=bool), [[0] * count] * 9
+    out = Decoded(count)
+    where = _NETWORK_AT.get(lt)
+    if where is None:  # BSD loopback and the like: frame by frame
+        return out
+    at_net, at_proto = where
     b = np.frombuffer(buf, dtype=np.uint8)
     last = len(b) - 1
-
-    def at(index: np.ndarray) -> np.ndarray:
-        return b[np.minimum(index, last)].astype(np.int64)
-
+    if len(b) < 40:
+        return out
     n = starts + at_net
-    if lt == 1:
-        ok = (at(starts + 12) == 0x08) & (at(starts + 13) == 0x00)
-    elif lt == 113:
-        ok = (at(starts + 14) == 0x08) & (at(starts + 15) == 0x00)
-    elif lt == 276:
-        ok = (at(starts) == 0x08) & (at(starts + 1) == 0x00)
-    else:  # raw IP: the version is checked below
-        ok = np.ones(count, dtype=bool)
-    th = n + 20
-    ok &= th + 20 <= ends  # also covers the link header and the IP header
-    ok &= at(n) == 0x45  # version 4, no options
-    ok &= at(n + 9) == 6
-    ok &= ((at(n + 6) & 0x1F) | at(n + 7)) == 0
-    ip_len = ((at(n + 2) << 8) | at(n + 3)) - 20
-    ip_len = np.where(ip_len < 0, ends - th, ip_len)
-    sport = (at(th) << 8) | at(th + 1)
-    dport = (at(th + 2) << 8) | at(th + 3)
-    seq = (at(th + 4) << 24) | (at(th + 5) << 16) | (at(th + 6) << 8) | at(th + 7)
-    ack = (at(th + 8) << 24) | (at(th + 9) << 16) | (at(th + 10) << 8) | at(th + 11)
-    flags = at(th + 13)
-    win = (at(th + 14) << 8) | at(th + 15)
-    length = np.maximum(ip_len - ((at(th + 12) >> 4) << 2), 0)
-    # The canonical key: the smaller (as bytes) of the key and its reverse, see `reverse_key`.
-    src = (at(n + 12) << 24) | (at(n + 13) << 16) | (at(n + 14) << 8) | at(n + 15)
-    dst = (at(n + 16) << 24) | (at(n + 17) << 16) | (at(n + 18) << 8) | at(n + 19)
+    # The 40 header bytes of every frame, as rows (from a window view: one copy per row;
+    # a frame whose headers would pass the buffer's end gets other bytes, and is not ok).
+    windows = np.lib.stride_tricks.sliding_window_view(b, 40)
+    h = windows[np.minimum(n, len(windows) - 1)]
+    u16 = h.view(">u2").astype(np.int64)
+    u32 = h.view(">u4").astype(np.int64)
+    ok = n + 40 <= ends  # also covers the link header
+    if at_proto >= 0:
+        proto = b[np.minimum(starts + at_proto, last)].astype(np.int64) << 8
+        ok &= (proto | b[np.minimum(starts + at_proto + 1, last)]) == 0x0800
+    ok &= h[:, 0] == 0x45  # version 4, no options
+    ok &= h[:, 9] == 6
+    ok &= ((h[:, 6] & 0x1F) | h[:, 7]) == 0
+    ip_len = u16[:, 1] - 20
+    ip_len = np.where(ip_len < 0, ends - (n + 20), ip_len)
+    sport = u16[:, 10]
+    dport = u16[:, 11]
+    length = np.maximum(ip_len - ((h[:, 32] >> 4).astype(np.int64) << 2), 0)
+    src = u32[:, 3]
+    dst = u32[:, 4]
     swap = (dst < src) | ((dst == src) & (dport < sport))
-    index = n[:, None] + np.where(swap[:, None], _REVERSE, _FORWARD)
-    keys = b[np.minimum(index, last)].view("V12").ravel()
-    fields = [keys, swap, sport, dport, flags, seq, ack, win, length]
-    return ok, [f.tolist() for f in fields]
+    keys = np.where(swap[:, None], h[:, _REVERSE], h[:, 12:24])
+    out.ok = ok.tolist()
+    out.keys = np.ascontiguousarray(keys).view("V12").ravel().tolist()
+    out.swap = swap.tolist()
+    out.flags = h[:, 33].tolist()
+    out.seq = u32[:, 6].tolist()
+    out.ack = u32[:, 7].tolist()
+    out.win = u16[:, 17].tolist()
+    out.length = length.tolist()
+    out.sport = sport
+    out.dport = dport
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,13 +309,22 @@ class ConnectionTable:
     def _scan_batch(
         self, lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray, times: np.ndarray
     ) -> None:
-        simple, fields = _decode_ipv4(lt, buf, starts, ends)
+        d = _decode_ipv4(lt, buf, starts, ends)
         get = self._flows.get
         base = packets = self.packets
         tcp_packets = self.tcp_packets
         ignored = self._ignored
-        for ok, t, key, swap, sport, dport, flags, seq, ack, win, length in zip(
-            simple.tolist(), times.tolist(), *fields, strict=True
+        for ok, t, key, swap, flags, seq, ack, win, length in zip(
+            d.ok,
+            times.tolist(),
+            d.keys,
+            d.swap,
+            d.flags,
+            d.seq,
+            d.ack,
+            d.win,
+            d.length,
+            strict=True,
         ):
             packets += 1
             if not ok:
@@ -320,6 +344,8 @@ class ConnectionTable:
                     self._finish(entry)
                 elif raw in ignored:
                     continue
+                i = packets - base - 1
+                sport, dport = int(d.sport[i]), int(d.dport[i])
                 entry = self._new(raw, key, swap, 4, t, sport, dport, flags)
                 if entry is None:
                     continue
