@@ -433,7 +433,8 @@ class ConnectionTable:
     def _finish(self, entry: list) -> None:
         """Hand one connection's verdict out and forget it."""
         tracker, _, number, key = entry
-        if self._flows.get(key) is not None and self._flows[key][0] is tracker:
+        current = self._flows.get(key)
+        if current is not None and current[0] is tracker:
             del self._flows[key]
         del self._live[number]
         self._done(Row(number, tracker.verdict()))
