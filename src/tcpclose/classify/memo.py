@@ -25,6 +25,8 @@ its state with its real sequence numbers, and goes on with it.
 
 from __future__ import annotations
 
+import dataclasses
+
 from tcpclose.classify.connection import (
     ConnectionTracker,
     ConnectionVerdict,
@@ -50,7 +52,7 @@ class _Node:
         self.next: dict[tuple, _Node] = {}
         self.ended = tracker.ended
         #: the verdict's fields after `end`, once asked for
-        self.verdict: tuple | None = None
+        self.verdict: dict[str, object] | None = None
 
 
 class TrackerMemo:
@@ -228,19 +230,23 @@ class MemoTracker:
         rest = node.verdict
         if rest is None:
             v = node.tracker.verdict()
-            rest = node.verdict = (
-                v.packets,
-                v.bytes_originator,
-                v.bytes_responder,
-                v.first_fin,
-                v.first_rst,
-                v.data_after_fin,
-                v.termination,
-                v.reason,
-                v.conn_state,
-                v.history,
-            )
-        return ConnectionVerdict(self.originator, self.responder, self.start, self.end, *rest)
+            rest = node.verdict = {name: getattr(v, name) for name in _SHARED}
+        # ConnectionVerdict(self.originator, self.responder, self.start, self.end, **rest),
+        # filled directly: a frozen dataclass's __init__ sets each field through
+        # object.__setattr__, four times slower (tests compare with the tracker's verdicts).
+        verdict = _new_object(ConnectionVerdict)
+        fields = verdict.__dict__
+        fields["originator"] = self.originator
+        fields["responder"] = self.responder
+        fields["start"] = self.start
+        fields["end"] = self.end
+        fields.update(rest)
+        return verdict
+
+
+_new_object = object.__new__
+#: the verdict's fields that connections in the same state share (all after `end`)
+_SHARED = tuple(f.name for f in dataclasses.fields(ConnectionVerdict))[4:]
 
 
 def _clone(tracker: ConnectionTracker) -> ConnectionTracker:
