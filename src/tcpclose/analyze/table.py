@@ -386,7 +386,7 @@ class ConnectionTable:
         number = self._next_number
         self._next_number += 1
         first = tracker.first_is_originator
-        if key == reverse_key(key, alen):
+        if key[:alen] == key[alen : 2 * alen] and key[-4:-2] == key[-2:]:
             # Both directions have the same key (same address and port at both ends): all
             # packets but the first are taken as the other side's, as when every key and its
             # reverse had an entry of their own, the reverse's written last.

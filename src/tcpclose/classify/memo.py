@@ -68,7 +68,8 @@ class TrackerMemo:
 
     @property
     def worth_it(self) -> bool:
-        """False while more than 1 lookup in 8 misses (after the first few thousand)."""
+        """False while more than 1 lookup in 8 misses (after the first few thousand; the hits
+        of a connection are counted when its verdict is asked)."""
         return self.hits < 4096 or self.misses * 8 <= self.hits + self.misses
 
     def tracker(
@@ -158,8 +159,8 @@ class MemoTracker:
         key = (is_orig, flags & 0x17, (seq - base) & _M32, rel_ack, win == 0, length)
         node = self._node
         nxt = node.next.get(key)
-        memo = self._memo
         if nxt is None:
+            memo = self._memo
             memo.misses += 1
             if self._misses >= memo.max_misses or not memo.worth_it:
                 self._make_real().feed_fields(t, is_orig, flags, seq, ack, win, length)
@@ -169,8 +170,6 @@ class MemoTracker:
             tracker.feed_fields(0.0, is_orig, flags, key[2], rel_ack, 0 if win == 0 else 1, length)
             memo._grow()
             nxt = node.next[key] = _Node(tracker)
-        else:
-            memo.hits += 1
         self._node = nxt
 
     def _make_real(self) -> ConnectionTracker:
@@ -227,6 +226,7 @@ class MemoTracker:
         if self._real is not None:
             return self._real.verdict()
         node = self._node
+        self._memo.hits += node.tracker.packets - self._misses  # (counted here, not per packet)
         rest = node.verdict
         if rest is None:
             v = node.tracker.verdict()
