@@ -314,6 +314,7 @@ class ConnectionTable:
         base = packets = self.packets
         tcp_packets = self.tcp_packets
         ignored = self._ignored
+        sweep_mask = SWEEP - 1
         for ok, t, key, swap, flags, seq, ack, win, length in zip(
             d.ok,
             times.tolist(),
@@ -350,7 +351,7 @@ class ConnectionTable:
                 if entry is None:
                     continue
             entry[0].feed_fields(t, entry[1] != swap, flags, seq, ack, win, length)
-            if not packets & (SWEEP - 1):
+            if not packets & sweep_mask:
                 self.packets, self.tcp_packets = packets, tcp_packets
                 self._sweep(t)
         self.packets, self.tcp_packets = packets, tcp_packets
