@@ -126,16 +126,12 @@ def csv_row(row: Row) -> str:
                 v.history,
             )
         )
-    head = (
-        str(row.number),
-        endpoint(v.originator),
-        endpoint(v.responder),
-        f"{v.start:.6f}",
-        f"{v.end - v.start:.6f}",
-    )
-    if any(_NEEDS_QUOTES.search(field) for field in head[1:3]):
+    originator = endpoint(v.originator)
+    responder = endpoint(v.responder)
+    if _NEEDS_QUOTES.search(originator + responder):
+        head = (row.number, originator, responder, f"{v.start:.6f}", f"{v.end - v.start:.6f}")
         return _csv_line((*head, "")).removesuffix(",\n") + "," + tail
-    return ",".join(head) + "," + tail
+    return f"{row.number},{originator},{responder},{v.start:.6f},{v.end - v.start:.6f},{tail}"
 
 
 #: what makes csv.writer quote a field (QUOTE_MINIMAL): delimiter, quote, line breaks
