@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from tcpclose.errors import InputError, from_oserror
 
@@ -149,7 +150,7 @@ class CaptureFile:
                 heads = np.array(starts, dtype=np.int64)
                 # the 16-byte record headers as rows of 4 integers in the file's byte order
                 view = np.frombuffer(buf, dtype=np.uint8)
-                rows = view[heads[:, None] + np.arange(16)].copy().view(u32)
+                rows = sliding_window_view(view, 16)[heads].view(u32)
                 times = rows[:, 0].astype(np.float64) + rows[:, 1].astype(np.float64) * unit
                 data = heads + 16
                 yield lt, buf, data, data + rows[:, 2].astype(np.int64), times
