@@ -1,9 +1,20 @@
-"""The connection table: raw frames in, one `ConnectionTracker` per TCP connection, verdicts out.
+"""The connection table: raw frames in, one tracker per TCP connection, verdicts out.
 
-The hot loop (`ConnectionTable.scan`) decodes the link layer, IPv4/IPv6 and the TCP header
-with index arithmetic and `struct.unpack_from` straight on the file's read buffer: no
-per-packet objects. A connection is keyed by the raw bytes of (source address, destination
-address, ports) in both directions; its tracker receives header fields, not `Packet`s.
+Two paths, same rows:
+
+* the fast path (`ConnectionTable.scan_batch`, used by `read_rows`): a read chunk's frames
+  are decoded at once with numpy when they are plain IPv4 (others one by one, with
+  `decode`); each connection gets a `MemoTracker`, which shares tracker states with the
+  connections that went the same way (`tcpclose.classify.memo`); the cyclic collector is
+  off while a batch runs. What is left per packet in Python: the table lookup and one
+  lookup in the shared states.
+* the reference path (`scan`, `reference=True`): frame by frame, a plain
+  `ConnectionTracker` per connection, every segment through `feed_reference` (the rules as
+  written). Tests run both on every capture they make and compare.
+
+A connection is keyed by the raw bytes of (source address, destination address, ports) of
+one direction, the smaller of the two directions' keys; the packet's direction is whether
+its own key is that one. Trackers receive header fields, not `Packet`s.
 
 Connection boundaries follow tshark's `tcp.stream`: a SYN without ACK on a 4-tuple whose
 connection has ended (FIN both ways or RST), or that carries a new initial sequence number,
