@@ -8,9 +8,10 @@ several client processes and source addresses 127.0.0.2-127.0.0.250, one in ten 
 one in ten resetting, captured by `tcpdump -i lo`. The 2x file is the 1x file followed by
 itself shifted in time (the same 4-tuples reused: new connections, as tshark's tcp.stream).
 
-Measured in one run, each command `--runs` times (median wall time), peak RSS of each child
-by getrusage: tshark -T fields (tcp.stream, tcp.flags, tcp.len), tcpdump -r -nn, and
-tcpclose analyze --csv, all with output to /dev/null.
+Measured in one run, each command `--runs` times, in rounds (each round runs every command
+once), median wall time, peak RSS of each child by getrusage: tshark -T fields (tcp.stream,
+tcp.flags, tcp.len), tcpdump -r -nn, and tcpclose analyze --csv, all with output to
+/dev/null; on the 2x file tcpclose only.
 """
 
 from __future__ import annotations
@@ -163,23 +164,33 @@ def main() -> int:
     for path in (one, two):
         packets = count_packets(path)
         print(f"\n{path.name}: {packets} packets, {path.stat().st_size / 1e6:.0f} MB")
-        for name, cmd in commands(path).items():
-            if path is two and name != "tcpclose analyze --csv":
-                continue
-            runs = [measure(cmd) for _ in range(args.runs)]
-            wall = statistics.median(r[0] for r in runs)
-            rss = max(r[1] for r in runs)
+        todo = {
+            name: cmd
+            for name, cmd in commands(path).items()
+            if path is one or name == "tcpclose analyze --csv"
+        }
+        # Round-robin: each round runs every command once, so that a burst of load from
+        # other jobs falls on all of them alike.
+        runs: dict[str, list[tuple[float, int]]] = {name: [] for name in todo}
+        for _ in range(args.runs):
+            for name, cmd in todo.items():
+                runs[name].append(measure(cmd))
+        for name, measured in runs.items():
+            wall = statistics.median(r[0] for r in measured)
+            rss = max(r[1] for r in measured)
             results[(path.name, name)] = (wall, rss, packets)
             print(
                 f"  {name:<24} median {wall:7.2f} s  {packets / wall / 1000:8.0f} kpkt/s  "
-                f"peak RSS {rss} MB  (runs: {', '.join(f'{r[0]:.2f}' for r in runs)})",
+                f"peak RSS {rss} MB  (runs: {', '.join(f'{r[0]:.2f}' for r in measured)})",
                 flush=True,
             )
-    ours = results[(one.name, "tcpclose analyze --csv")][0]
+    ours = results[(one.name, "tcpclose analyze --csv")]
+    ours2 = results[(two.name, "tcpclose analyze --csv")]
     tshark = results[(one.name, "tshark -T fields")][0]
     tcpdump_s = results[(one.name, "tcpdump -r -nn")][0]
-    print(f"\ntcpclose vs tshark -T fields: {tshark / ours:.2f}x the packets per second")
-    print(f"tcpclose vs tcpdump -r -nn:   {tcpdump_s / ours:.2f}x the packets per second")
+    print(f"\ntcpclose vs tshark -T fields: {tshark / ours[0]:.2f}x the packets per second")
+    print(f"tcpclose vs tcpdump -r -nn:   {tcpdump_s / ours[0]:.2f}x the packets per second")
+    print(f"tcpclose peak RSS: {ours[1]} MB (1x), {ours2[1]} MB (2x)")
     print(json.dumps({f"{k[0]} {k[1]}": v for k, v in results.items()}))
     return 0
 

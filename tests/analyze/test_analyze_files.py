@@ -223,3 +223,41 @@ def test_filter_expressions() -> None:
 def test_errors_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         list(read_connections(tmp_path / "absent"))
+
+
+def test_record_is_the_verdicts_json_with_the_columns() -> None:
+    """`record` builds the row directly; it must equal `to_json` plus the row's own columns."""
+    from tcpclose.analyze.output import COLUMNS, closed_first, endpoint, record
+
+    rows, _ = analyze_files(DATA / "three-closes.pcap")
+    for row in rows:
+        expected = row.verdict.to_json()
+        expected["number"] = row.number
+        expected["originator"] = endpoint(row.verdict.originator)
+        expected["responder"] = endpoint(row.verdict.responder)
+        expected["closed_first"] = closed_first(row.verdict)
+        rec = record(row)
+        assert list(rec) == list(COLUMNS)
+        assert rec == {key: expected[key] for key in COLUMNS}
+
+
+def test_csv_row_is_the_record() -> None:
+    """`csv_row` writes the `record` values directly: the same line as from the record."""
+    import csv
+    import dataclasses
+    import io
+
+    from tcpclose.analyze.output import COLUMNS, csv_row, record
+    from tcpclose.analyze.table import Row
+
+    rows, _ = analyze_files(DATA / "three-closes.pcap")
+    odd = dataclasses.replace(rows[0].verdict, originator=('a,"b"', 1))  # needs quoting
+    for row in [*rows, Row(7, odd)]:
+        rec = record(row)
+        rec["start"] = f"{rec['start']:.6f}"
+        rec["duration"] = f"{rec['duration']:.6f}"
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(
+            ["" if rec[k] is None else rec[k] for k in COLUMNS]
+        )
+        assert csv_row(row) == buf.getvalue()

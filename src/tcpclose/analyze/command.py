@@ -7,6 +7,7 @@ unsupported link type, or `--connection N` names no connection.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from argparse import Namespace
@@ -83,7 +84,20 @@ def execute(args: Namespace) -> int:
 
 
 def run(opts: Options, out: TextIO, err: TextIO) -> int:
-    """Analyse, write to `out` in the chosen format, warnings to `err`; return the status."""
+    """Analyse, write to `out` in the chosen format, warnings to `err`; return the status.
+
+    The cyclic garbage collector is off meanwhile: the analysis makes no reference cycles,
+    and the collector would walk the table's live connections again and again."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(opts, out, err)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _run(opts: Options, out: TextIO, err: TextIO) -> int:
     analysis = Analysis()
     rows = read_rows(opts.files, opts.filter, analysis=analysis, collect=opts.connection)
     summary = Summary()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -64,14 +64,28 @@ def closed_first(v: ConnectionVerdict) -> str:
 
 
 def record(row: Row) -> dict[str, Any]:
-    """One row as a flat JSON-able dict with the COLUMNS keys."""
+    """One row as a flat JSON-able dict with the COLUMNS keys (the values of
+    `ConnectionVerdict.to_json`, built directly: `dataclasses.asdict` deep-copies every field
+    and cost more than the whole classification of a short connection)."""
     v = row.verdict
-    out = v.to_json()
-    out["number"] = row.number
-    out["originator"] = endpoint(v.originator)
-    out["responder"] = endpoint(v.responder)
-    out["closed_first"] = closed_first(v)
-    return {key: out[key] for key in COLUMNS}
+    return {
+        "number": row.number,
+        "originator": endpoint(v.originator),
+        "responder": endpoint(v.responder),
+        "start": v.start,
+        "duration": v.end - v.start,
+        "bytes_originator": v.bytes_originator,
+        "bytes_responder": v.bytes_responder,
+        "packets": v.packets,
+        "first_fin": None if v.first_fin is None else str(v.first_fin),
+        "first_rst": None if v.first_rst is None else str(v.first_rst),
+        "closed_first": closed_first(v),
+        "data_after_fin": v.data_after_fin,
+        "termination": str(v.termination),
+        "reason": v.reason,
+        "conn_state": v.conn_state,
+        "history": v.history,
+    }
 
 
 def csv_header() -> str:
@@ -79,16 +93,72 @@ def csv_header() -> str:
 
 
 def csv_row(row: Row) -> str:
-    rec = record(row)
-    rec["start"] = f"{rec['start']:.6f}"
-    rec["duration"] = f"{rec['duration']:.6f}"
-    return _csv_line(["" if rec[k] is None else rec[k] for k in COLUMNS])
+    """The `record` values in COLUMNS order, times with 6 decimals, None as empty."""
+    v = row.verdict
+    tail_values = (
+        v.bytes_originator,
+        v.bytes_responder,
+        v.packets,
+        v.first_fin,
+        v.first_rst,
+        v.data_after_fin,
+        v.termination,
+        v.reason,
+        v.conn_state,
+        v.history,
+    )
+    tail = _TAILS.get(tail_values)
+    if tail is None:
+        if len(_TAILS) >= 4096:
+            _TAILS.clear()
+        tail = _TAILS[tail_values] = _csv_line(
+            (
+                v.bytes_originator,
+                v.bytes_responder,
+                v.packets,
+                "" if v.first_fin is None else str(v.first_fin),
+                "" if v.first_rst is None else str(v.first_rst),
+                closed_first(v),
+                v.data_after_fin,
+                str(v.termination),
+                v.reason,
+                v.conn_state,
+                v.history,
+            )
+        )
+    originator = endpoint(v.originator)
+    responder = endpoint(v.responder)
+    if _NEEDS_QUOTES.search(originator + responder):
+        head = (row.number, originator, responder, f"{v.start:.6f}", f"{v.end - v.start:.6f}")
+        return _csv_line((*head, "")).removesuffix(",\n") + "," + tail
+    return f"{row.number},{originator},{responder},{v.start:.6f},{v.end - v.start:.6f},{tail}"
+
+
+#: what makes csv.writer quote a field (QUOTE_MINIMAL): delimiter, quote, line breaks
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+#: the CSV text of the columns after the times, by their values (many rows share them)
+_TAILS: dict[tuple, str] = {}
+
+
+class _Line:
+    """A file-like sink for `csv.writer` that keeps the last line written."""
+
+    __slots__ = ("text",)
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> None:
+        self.text = text
+
+
+_SINK = _Line()
+_WRITER = csv.writer(_SINK, lineterminator="\n")
 
 
 def _csv_line(values: Iterable[Any]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(values)
-    return buf.getvalue()
+    _WRITER.writerow(values)
+    return _SINK.text
 
 
 def json_row(row: Row) -> str:

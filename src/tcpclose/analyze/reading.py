@@ -43,11 +43,15 @@ def read_rows(
     *,
     analysis: Analysis | None = None,
     collect: int | None = None,
+    reference: bool = False,
 ) -> Iterator[Row]:
     """Yield one `Row` (number, verdict) per connection, as connections end (streaming).
 
     The files are read one after the other as one capture (give them in time order). All
     files are opened and their headers checked first, so a bad file fails before any row.
+    `reference=True` takes the reference path: frame by frame, every segment through the
+    tracker's rules as written (`ConnectionTracker.feed_reference`); the rows are the same,
+    only slower (tests compare the two).
     """
     analysis = analysis if analysis is not None else Analysis()
     flt = ConnectionFilter(filter) if isinstance(filter, str) else filter
@@ -56,17 +60,23 @@ def read_rows(
         for path in _paths(paths):
             files.append(open_capture(path))
         ready: deque[Row] = deque()
-        table = ConnectionTable(ready.append, flt, collect)
+        table = ConnectionTable(ready.append, flt, collect, reference)
         for capture in files:
-            frames = capture.frames()
-            while True:
-                # Run the table in slices so that rows flow out while the file is read.
-                before = table.packets
-                table.scan(islice(frames, _SLICE))
-                while ready:
-                    yield ready.popleft()
-                if table.packets - before < _SLICE:
-                    break
+            if reference:
+                frames = capture.frames()
+                while True:
+                    # Run the table in slices so that rows flow out while the file is read.
+                    before = table.packets
+                    table.scan(islice(frames, _SLICE))
+                    while ready:
+                        yield ready.popleft()
+                    if table.packets - before < _SLICE:
+                        break
+            else:
+                for batch in capture.batches():
+                    table.scan_batch(*batch)
+                    while ready:
+                        yield ready.popleft()
             if capture.stopped:
                 analysis.warnings.append(capture.stopped)
         table.finish()

@@ -54,6 +54,11 @@ from tcpclose.model.packet import Packet
 
 _M32 = 0xFFFFFFFF
 _HALF = 0x80000000
+_HIST_DATA = zeek.HIST_DATA
+_HIST_ACK = zeek.HIST_ACK
+_INACTIVE = zeek.INACTIVE
+_CLOSED = zeek.CLOSED
+_RESET = zeek.RESET
 
 
 class Termination(enum.StrEnum):
@@ -257,7 +262,7 @@ class ConnectionTracker:
         self._r = _Half()
         self._first_fin: Side | None = None
         self._first_rst: Side | None = None
-        self._history: list[str] = ["^"] if flip else []
+        self._history = "^" if flip else ""  # a str: smaller than a list of letters
         self._last_data_orig: bool | None = None
         self._rst_facts: tuple[bool, int, int] | None = None
 
@@ -278,21 +283,86 @@ class ConnectionTracker:
     def feed_fields(
         self, t: float, is_orig: bool, flags: int, seq: int, ack: int, win: int, length: int
     ) -> None:
-        """Add one packet given as header fields; `is_orig`: sent by the originator."""
+        """Add one packet given as header fields; `is_orig`: sent by the originator.
+
+        Segments with SYN, FIN or RST go through `feed_reference`, the rules as written. The
+        others (most of a capture: data and ACKs) take the same rules specialised for
+        "no SYN, FIN or RST": the same effects, without the calls and the tests that cannot
+        hold. Tests feed every capture both ways and compare the verdicts."""
+        if flags & 7:
+            self.feed_reference(t, is_orig, flags, seq, ack, win, length)
+            return
+        if is_orig:
+            h = self._o
+            p = self._r
+        else:
+            h = self._r
+            p = self._o
+        self.packets += 1
+        self.end = t
+        h.sent += 1
+        zh = h.z
+        state = zh.state
+        # zeek.update_history without SYN/FIN/RST: D for data, else A for an ACK, once each.
+        if length:
+            if not zh.seen & _HIST_DATA:
+                zh.seen |= _HIST_DATA
+                self._history += "D" if is_orig else "d"
+        elif flags & 0x10 and not zh.seen & _HIST_ACK:
+            zh.seen |= _HIST_ACK
+            self._history += "A" if is_orig else "a"
+        if win == 0 and p.z.state != _CLOSED and state != _RESET:
+            self._history += zeek.zero_window(zh, is_orig)
+        high = h.high
+        if high is None:
+            h.high = high = seq
+        seg_end = (seq + length) & _M32
+        delta = (seg_end - high) & _M32
+        new = 0
+        if state == _RESET:
+            pass  # Zeek trusts no sequence number after the side's RST
+        elif delta and delta < _HALF:
+            h.high = seg_end
+            if length:
+                new = length if length < delta else delta
+        elif length:
+            self._history += zeek.retransmitted(zh, is_orig)
+        if state == _INACTIVE:  # update_state changes nothing else without SYN/FIN/RST
+            zeek.update_state(zh, p.z, self._o.z, is_orig, flags, length)
+        if new > 0:
+            h.bytes += new
+            if p.fin_t is not None:
+                h.after_peer_fin += new
+            if self._last_data_orig is is_orig:
+                h.run += new
+            else:
+                h.run = new
+                self._last_data_orig = is_orig
+        if (
+            flags & 0x10
+            and p.fin_t is not None
+            and not p.fin_acked
+            and ((ack - p.fin_end) & _M32) < _HALF
+        ):
+            p.fin_acked = True
+
+    def feed_reference(
+        self, t: float, is_orig: bool, flags: int, seq: int, ack: int, win: int, length: int
+    ) -> None:
+        """`feed_fields` as the rules are written, for any segment: the reference semantics."""
         h, p = (self._o, self._r) if is_orig else (self._r, self._o)
         self.packets += 1
         self.end = t
         h.sent += 1
-        hist = self._history
         syn = flags & 0x02
         fin = flags & 0x01
         rst = flags & 0x04
 
         # Zeek: history letters, zero window, then the sequence-number bookkeeping.
         zh, zp = h.z, p.z
-        zeek.update_history(hist, zh, is_orig, flags, seq, length)
+        self._history += zeek.update_history(zh, is_orig, flags, seq, length)
         if win == 0 and not rst and zp.state != zeek.CLOSED and zh.state != zeek.RESET:
-            zeek.zero_window(hist, zh, is_orig)
+            self._history += zeek.zero_window(zh, is_orig)
         seg_end = (seq + (0 if rst else length) + (1 if syn else 0) + (1 if fin else 0)) & _M32
         if h.high is None or (syn and h.syn + h.synack == 0):
             h.high = seq if not syn else (seq + 1) & _M32
@@ -306,7 +376,7 @@ class ConnectionTracker:
             h.high = seg_end
             new = min(length, delta - (1 if fin else 0)) if length and not rst else 0
         elif length:
-            zeek.retransmitted(hist, zh, is_orig)
+            self._history += zeek.retransmitted(zh, is_orig)
         zeek.update_state(zh, zp, self._o.z, is_orig, flags, length)
 
         # The lesson's facts.
@@ -365,9 +435,34 @@ class ConnectionTracker:
 
     def verdict(self) -> ConnectionVerdict:
         """The verdict on what was seen so far."""
-        facts = _Facts(self)
-        termination, reason = _decide(facts)
-        history = "".join(self._history)
+        o, r = self._o, self._r
+        first_fin = self._first_fin
+        after_first_fin = (
+            0 if first_fin is None else (r if first_fin is Side.ORIGINATOR else o).after_peer_fin
+        )
+        # `_decide` is a pure function of the facts; the ones it only tests for zero are
+        # keyed as booleans, so that connections that went the same way share one entry.
+        key = (
+            self.midstream,
+            o.syn,
+            r.synack > 0,
+            r.sent == 0,
+            r.rst_t is not None,
+            o.fin_t is not None,
+            r.fin_t is not None,
+            o.fin_acked and r.fin_acked,
+            first_fin,
+            self._first_rst,
+            self._rst_facts,
+            after_first_fin,
+        )
+        decided = _DECIDED.get(key)
+        if decided is None:
+            if len(_DECIDED) >= _DECIDED_MAX:
+                _DECIDED.clear()
+            decided = _DECIDED[key] = _decide(_Facts(self))
+        termination, reason = decided
+        history = self._history
         state = zeek.conn_state(
             self._o.z.state, self._r.z.state, self._o.bytes, self._r.bytes, history
         )
@@ -381,7 +476,7 @@ class ConnectionTracker:
             bytes_responder=self._r.bytes,
             first_fin=self._first_fin,
             first_rst=self._first_rst,
-            data_after_fin=facts.after_first_fin > 0,
+            data_after_fin=after_first_fin > 0,
             termination=termination,
             reason=reason,
             conn_state=state,
@@ -528,6 +623,11 @@ def _decide(f: _Facts) -> tuple[Termination, str]:
                 )
             return termination, reason(f)
     raise AssertionError("the last rule always matches")  # pragma: no cover
+
+
+#: _decide's answers by facts (see `ConnectionTracker.verdict`), bounded
+_DECIDED: dict[tuple, tuple[Termination, str]] = {}
+_DECIDED_MAX = 4096
 
 
 def classify_packets(packets: Iterable[Packet]) -> ConnectionVerdict:

@@ -88,63 +88,64 @@ class ZeekEndpoint:
         self.state = state
 
 
-def update_history(
-    history: list[str], ep: ZeekEndpoint, is_orig: bool, flags: int, seq: int, length: int
-) -> None:
-    """Append the letters this packet earns (Zeek's `update_history`)."""
+def update_history(ep: ZeekEndpoint, is_orig: bool, flags: int, seq: int, length: int) -> str:
+    """The letters this packet earns, to append to the history (Zeek's `update_history`)."""
     syn, fin, rst = flags & 2, flags & 1, flags & 4
     bits = (syn != 0) + (fin != 0) + (rst != 0)
     if bits == 0:
         if length:
-            _once(history, ep, is_orig, HIST_DATA, "D")
-        elif flags & 0x10:
-            _once(history, ep, is_orig, HIST_ACK, "A")
-        return
+            return _once(ep, is_orig, HIST_DATA, "D")
+        if flags & 0x10:
+            return _once(ep, is_orig, HIST_ACK, "A")
+        return ""
     if bits > 1:
         if fin and rst:
-            _once(history, ep, is_orig, HIST_FIN_RST, "I")
-        else:
-            _once(history, ep, is_orig, HIST_MULTI, "Q")
-        return
+            return _once(ep, is_orig, HIST_FIN_RST, "I")
+        return _once(ep, is_orig, HIST_MULTI, "Q")
     if syn:
         code = "H" if flags & 0x10 else "S"
-        if not _once(history, ep, is_orig, HIST_SYN, code) and seq != ep.last_syn:
-            history.append(code if is_orig else code.lower())
+        letter = _once(ep, is_orig, HIST_SYN, code)
+        if not letter and seq != ep.last_syn:
+            letter = code if is_orig else code.lower()
         ep.last_syn = seq
     elif fin:
         end = (seq + length) & _M32
-        if not _once(history, ep, is_orig, HIST_FIN, "F") and end != ep.last_fin:
-            history.append("F" if is_orig else "f")
+        letter = _once(ep, is_orig, HIST_FIN, "F")
+        if not letter and end != ep.last_fin:
+            letter = "F" if is_orig else "f"
         ep.last_fin = end
     else:
-        if not _once(history, ep, is_orig, HIST_RST, "R") and seq != ep.last_rst:
-            history.append("R" if is_orig else "r")
+        letter = _once(ep, is_orig, HIST_RST, "R")
+        if not letter and seq != ep.last_rst:
+            letter = "R" if is_orig else "r"
         ep.last_rst = seq
+    return letter
 
 
-def _once(history: list[str], ep: ZeekEndpoint, is_orig: bool, bit: int, code: str) -> bool:
-    """Record `code` the first time `bit` is seen; True if it was new (Zeek returns the reverse)."""
+def _once(ep: ZeekEndpoint, is_orig: bool, bit: int, code: str) -> str:
+    """`code` (lower case for the responder) the first time `bit` is seen, else ""."""
     if ep.seen & bit:
-        return False
+        return ""
     ep.seen |= bit
-    history.append(code if is_orig else code.lower())
-    return True
+    return code if is_orig else code.lower()
 
 
-def retransmitted(history: list[str], ep: ZeekEndpoint, is_orig: bool) -> None:
+def retransmitted(ep: ZeekEndpoint, is_orig: bool) -> str:
     """Count one retransmission; `T`/`t` at the 1st, 10th, 100th... (Zeek's DidRxmit)."""
     ep.rxmit += 1
     if ep.rxmit == ep.rxmit_next:
-        history.append("T" if is_orig else "t")
         ep.rxmit_next *= 10
+        return "T" if is_orig else "t"
+    return ""
 
 
-def zero_window(history: list[str], ep: ZeekEndpoint, is_orig: bool) -> None:
+def zero_window(ep: ZeekEndpoint, is_orig: bool) -> str:
     """Count one zero-window advertisement; `W`/`w` at the 1st, 10th, 100th..."""
     ep.zero_win += 1
     if ep.zero_win == ep.zero_win_next:
-        history.append("W" if is_orig else "w")
         ep.zero_win_next *= 10
+        return "W" if is_orig else "w"
+    return ""
 
 
 def update_state(
