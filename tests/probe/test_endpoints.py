@@ -150,3 +150,43 @@ def test_send_escapes_reach_the_wire(capsys, endpoint: Endpoint) -> None:
     assert rc == 0
     assert doc["runs"][0]["socket"]["bytes_sent"] == 7
     assert doc["request"] == {"name": "custom", "bytes": 7}
+
+
+def reset_on_request(conn: socket.socket, _n: int) -> None:
+    """Resets as soon as the request arrives: the RST races the probe's shutdown(SHUT_WR),
+    which then fails with ENOTCONN in some runs."""
+    conn.recv(1)
+    rst(conn)
+
+
+@pytest.mark.parametrize("endpoint", [reset_on_request], indirect=True)
+def test_a_reset_racing_our_shutdown_is_a_verdict_not_a_traceback(
+    capsys, endpoint: Endpoint
+) -> None:
+    rc, doc = probe_json(
+        capsys, f"127.0.0.1:{endpoint.port}", "--send", "x", "--repeat", "30", "--no-capture"
+    )
+    verdicts = {run["verdict"] for run in doc["runs"]}
+    assert verdicts == {"reset-without-answer"}, doc["runs"]
+    assert rc == ProbeExit.RESET and doc["stopped"] is None
+
+
+def test_repeat_stops_when_the_target_stops_answering(capsys) -> None:
+    """Answers once, then the port is closed: run 2 is refused. That is not a stable server."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def once() -> None:
+        conn, _ = listener.accept()
+        listener.close()
+        answer_then_close(conn, 1)
+
+    server = threading.Thread(target=once, daemon=True)
+    server.start()
+    port = listener.getsockname()[1]
+    rc, doc = probe_json(capsys, f"127.0.0.1:{port}", "--preset", "echo", "--repeat", "3")
+    server.join(10)
+    assert [run["verdict"] for run in doc["runs"]] == ["graceful"]
+    assert doc["stopped"].startswith("run 2: cannot connect") and "refused" in doc["stopped"]
+    assert rc == ProbeExit.UNSTABLE and doc["stable"] is False

@@ -13,7 +13,7 @@ from tcpclose.argparsing import Parser, checked, non_negative_seconds
 from tcpclose.capture import start_capture
 from tcpclose.capture.frames import Frame
 from tcpclose.capture.pcapfile import write_pcap
-from tcpclose.errors import UsageError, from_oserror
+from tcpclose.errors import NetworkError, UsageError, from_oserror
 from tcpclose.model.timeline import Timeline
 from tcpclose.probe import presets, shared
 from tcpclose.probe.facts import Mode, connection_packets, packet_facts
@@ -218,7 +218,16 @@ def run_probe(options: ProbeOptions) -> tuple[ProbeReport, list[Frame]]:
     """Resolve once, then run `repeat` times."""
     address = resolve(options.target, options.connect_timeout)
     frames: list[Frame] = []
-    runs = tuple(run_one(i + 1, address, options, frames) for i in range(options.repeat))
+    runs: list[RunResult] = []
+    stopped = None
+    for index in range(1, options.repeat + 1):
+        try:
+            runs.append(run_one(index, address, options, frames))
+        except NetworkError as exc:
+            if not runs:
+                raise  # the target never answered: a network error, not a verdict
+            stopped = f"run {index}: {exc.message}"
+            break
     report = ProbeReport(
         target=str(options.target),
         address=(address.ip, address.port),
@@ -226,7 +235,8 @@ def run_probe(options: ProbeOptions) -> tuple[ProbeReport, list[Frame]]:
         request=options.request.name,
         request_bytes=len(options.request.payload(options.mode is Mode.PARTIAL)),
         timeout=options.timeout,
-        runs=runs,
+        runs=tuple(runs),
+        stopped=stopped,
     )
     return report, frames
 

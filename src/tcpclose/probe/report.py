@@ -78,6 +78,8 @@ class ProbeReport:
     request_bytes: int
     timeout: float
     runs: tuple[RunResult, ...]
+    #: why --repeat stopped early: a later run could not even connect (refused, reset, timeout)
+    stopped: str | None = None
 
     @property
     def verdicts(self) -> list[Verdict]:
@@ -85,10 +87,12 @@ class ProbeReport:
 
     @property
     def stable(self) -> bool:
-        return len(set(self.verdicts)) <= 1
+        return len(set(self.verdicts)) <= 1 and self.stopped is None
 
     @property
     def exit(self) -> ProbeExit:
+        if self.stopped is not None:  # it answered before, then refused: not stable
+            return ProbeExit.UNSTABLE
         return overall_exit(self.mode, self.verdicts)
 
     def to_json(self) -> dict[str, Any]:
@@ -100,6 +104,7 @@ class ProbeReport:
             "timeout_s": self.timeout,
             "runs": [run.to_json() for run in self.runs],
             "stable": self.stable,
+            "stopped": self.stopped,
             "verdicts": dict(Counter(str(v) for v in self.verdicts)),
             "exit_status": int(self.exit),
         }
@@ -168,6 +173,8 @@ def summary_lines(report: ProbeReport) -> list[tuple[str, str]]:
         spread = ", ".join(f"{v} x{n}" for v, n in counts.most_common())
         word = "stable" if report.stable else "UNSTABLE"
         lines.append(("repeat", f"{len(report.runs)} runs, {word}: {spread}"))
+    if report.stopped is not None:
+        lines.append(("stopped", f"after {len(report.runs)} runs: {report.stopped}"))
     lines.append(("exit", f"{int(report.exit)} ({report.exit.name.lower()})"))
     return lines
 

@@ -98,7 +98,8 @@ def probe_once(
     note = _Recorder()
     sock = connect(address, connect_timeout, shown)
     local = _endpoint(sock.getsockname())
-    peer = _endpoint(sock.getpeername())
+    # Not getpeername(): a reset that lands right after connect() makes it fail (ENOTCONN).
+    peer = _endpoint(address.sockaddr)
     t_connected = note(
         "connected", local=local[0], local_port=local[1], peer=peer[0], peer_port=peer[1]
     )
@@ -121,8 +122,12 @@ def probe_once(
             note("error", call="send", errno=read_errno)
         else:
             if mode in (Mode.SHUTDOWN, Mode.PARTIAL):
-                sock.shutdown(socket.SHUT_WR)
-                t_closed = note("shutdown", how="SHUT_WR")
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError as exc:  # reset already (ENOTCONN): reading will tell how
+                    note("error", call="shutdown", errno=errno_name(exc.errno))
+                else:
+                    t_closed = note("shutdown", how="SHUT_WR")
             elif mode is Mode.CLOSE:
                 unread = unread_bytes(sock)
                 sock.close()
@@ -189,7 +194,8 @@ def _endpoint(sockaddr: tuple) -> tuple[str, int]:
 
 
 def _read_end_of(exc: OSError) -> tuple[ReadEnd, str | None]:
-    if exc.errno in (errno.ECONNRESET, errno.EPIPE):
+    # ENOTCONN: the connection is gone already, reset before we could use it.
+    if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN):
         return ReadEnd.RESET, errno_name(exc.errno)
     return ReadEnd.ERROR, errno_name(exc.errno) or type(exc).__name__
 
