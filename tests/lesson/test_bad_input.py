@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from lesson.driver import TIMEOUT, RunningServer, program, python_env
+from tcpclose.cli import main as tcpclose_main
 from tcpclose.lesson import client, server
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -150,3 +151,29 @@ def test_graceserver_bind_address_not_on_this_machine(capsys) -> None:  # type: 
     status, out, err = run_main(server.main, ["--bind", "192.0.2.1", "--port", "0"], capsys)
     assert (status, out) == (1, "")
     assert err == "graceserver: bind failed : Cannot assign requested address\n"
+
+
+@pytest.mark.parametrize(
+    ("main", "argv", "program"),
+    [
+        (server.main, ["--port", "0"], "graceserver"),
+        (client.main, ["127.0.0.1"], "graceclient"),
+    ],
+    ids=["server", "client"],
+)
+def test_an_events_file_that_cannot_be_opened_is_one_line(  # type: ignore[no-untyped-def]
+    main, argv: list[str], program: str, tmp_path, capsys
+) -> None:
+    path = tmp_path / "missing" / "events.jsonl"
+    status, out, err = run_main(main, [*argv, "--events", str(path)], capsys)
+    assert (status, out) == (1, "")
+    assert err == f"{program}: cannot open {path}: No such file or directory\n"
+
+
+@pytest.mark.parametrize("command", ["server", "client"])
+def test_tcpclose_events_file_that_cannot_be_opened(command: str, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "missing" / "events.jsonl"
+    argv = [command, *(["127.0.0.1"] if command == "client" else []), "--events", str(path)]
+    status, _, err = run_main(tcpclose_main, argv, capsys)
+    assert status == 5
+    assert err == f"tcpclose: error: cannot write {path}: no such file or directory (ENOENT)\n"

@@ -37,6 +37,7 @@ from tcpclose.lesson.common import (
     Voice,
     error,
     host_port,
+    open_events,
     port_number,
     resolve,
     say,
@@ -241,7 +242,11 @@ class GraceClient:
 def connect_and_run(options: ClientOptions, voice: Voice = "c") -> int:
     """Run the client until it exits; returns the exit status. A failure to connect is
     reported in `voice` (see `tcpclose.lesson.common.SetupError`)."""
-    log = EventLog("client", options.events)
+    try:
+        log = open_events("client", options.events)
+    except SetupError as exc:
+        exc.report(PROGRAM, voice)  # prints the C line, or raises tcpclose's error
+        return 1
     status = 1
     try:
         status = GraceClient(options, log).run()

@@ -9,7 +9,8 @@ import sys
 from typing import Literal, NoReturn
 
 from tcpclose.addresses import looks_like_hostname
-from tcpclose.errors import TcpcloseError
+from tcpclose.errors import TcpcloseError, from_oserror
+from tcpclose.model.event import EventLog
 
 #: Who reports a failure before the lesson's dialogue starts: the `grace*` programs speak as the
 #: C originals (`graceclient: connect failed : Connection refused`, exit 1); `tcpclose server`
@@ -31,6 +32,16 @@ class SetupError(Exception):
         if voice == "tcpclose":
             raise self.error from self.__cause__
         warn(program, self.c_line)
+
+
+def open_events(role: str, path: str | None) -> EventLog:
+    """The --events log, or SetupError (in both voices) when the file cannot be opened."""
+    try:
+        return EventLog(role, path)
+    except OSError as exc:
+        raise SetupError(
+            f"cannot open {path}: {exc.strerror}", from_oserror(exc, f"cannot write {path}")
+        ) from exc
 
 
 def say(text: str) -> None:

@@ -30,6 +30,7 @@ from tcpclose.lesson.common import (
     error,
     family_of,
     host_port,
+    open_events,
     port_number,
     say,
     show_bytes,
@@ -207,7 +208,11 @@ def serve(options: ServerOptions, voice: Voice = "c") -> int:
 
     A failure to listen is reported in `voice`: the C original's line and status 1, or
     (`tcpclose server`) raised as tcpclose's error for the CLI to report."""
-    log = EventLog("server", options.events)
+    try:
+        log = open_events("server", options.events)
+    except SetupError as exc:
+        exc.report(PROGRAM, voice)  # prints the C line, or raises tcpclose's error
+        return 1
     status: int = 1
     try:
         GraceServer(options, log).serve()
