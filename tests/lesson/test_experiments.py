@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 from collections.abc import Callable
 
 import pytest
 
-from lesson.driver import Procs, RunningServer, named, program
+from lesson.driver import TIMEOUT, Procs, RunningServer, named, program, python_env
 from lesson.experiment import (
     CLIENT_CLOSED,
     SENDS,
@@ -337,3 +339,19 @@ def test_close_with_the_lessons_own_timings(
     assert (run.client_status, run.client_out) == (0, SENDS)
     assert run.server_out == b"received 5 bytes: data1\nsend bytes: 9 \nreceived 5 bytes: data2\n"
     assert run.server_status == -13  # the shell shows 141
+
+
+def test_a_closed_standard_input_half_closes_at_once(
+    start_graceserver: Callable[..., RunningServer], tmp_path
+) -> None:
+    """`graceclient HOST <&-`: descriptor 0 is not open at all. No input is Ctrl-D at once."""
+    server = start_graceserver("--delay", "0")
+    events = tmp_path / "client.jsonl"
+    argv = program("graceclient", "127.0.0.1", "--port", str(server.port), "--events", str(events))
+    command = " ".join(shlex.quote(a) for a in argv) + " <&-"
+    done = subprocess.run(
+        ["sh", "-c", command], capture_output=True, env=python_env(), timeout=TIMEOUT
+    )
+    assert (done.returncode, done.stdout) == (1, b"")
+    assert done.stderr == SERVER_TERMINATED
+    assert [e.get("reason") for e in named(read_events(events), "shutdown")] == ["stdin-eof"]

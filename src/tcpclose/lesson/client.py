@@ -47,6 +47,7 @@ from tcpclose.lesson.common import (
 from tcpclose.model.event import EventLog
 
 PROGRAM = "graceclient"
+STDIN = 0  #: the C program's descriptor 0, whatever Python made of sys.stdin
 USAGE = "usage: graceclient <IPaddress>"
 
 
@@ -152,8 +153,8 @@ class GraceClient:
     def run(self) -> int:
         self.sock = self.connect()
         self.selector.register(self.sock, selectors.EVENT_READ)
-        self.selector.register(sys.stdin.fileno(), selectors.EVENT_READ)
-        stdin = sys.stdin.fileno()
+        self.selector.register(STDIN, selectors.EVENT_READ)
+        stdin = STDIN
         while True:
             ready = {key.fileobj for key, _ in self.selector.select()}  # [select]
             # The C handles the socket first, then standard input, in one wake-up.
@@ -180,7 +181,7 @@ class GraceClient:
 
     def on_stdin_readable(self) -> int | None:
         """[stdin] handle every whole line read; None means keep going, else the exit status."""
-        chunk = os.read(sys.stdin.fileno(), MAXLINE)
+        chunk = os.read(STDIN, MAXLINE)
         self.pending += chunk
         lines = self.pending.split(b"\n")
         self.pending = lines.pop()
@@ -196,7 +197,7 @@ class GraceClient:
         return None
 
     def stop_watching_stdin(self) -> None:
-        self.selector.unregister(sys.stdin.fileno())  # FD_CLR(0, &allreads)
+        self.selector.unregister(STDIN)  # FD_CLR(0, &allreads)
         self.watching_stdin = False
 
     def half_close(self, reason: str) -> None:
@@ -239,9 +240,20 @@ class GraceClient:
         return None
 
 
+def _ensure_stdin() -> None:
+    """`graceclient HOST <&-`: descriptor 0 is not open. Open /dev/null there (the lowest free
+    descriptor), so the input reads as empty, as after Ctrl-D, before a socket or the events
+    file can take descriptor 0 for itself."""
+    try:
+        os.fstat(STDIN)
+    except OSError:
+        os.open(os.devnull, os.O_RDONLY)
+
+
 def connect_and_run(options: ClientOptions, voice: Voice = "c") -> int:
     """Run the client until it exits; returns the exit status. A failure to connect is
     reported in `voice` (see `tcpclose.lesson.common.SetupError`)."""
+    _ensure_stdin()
     try:
         log = open_events("client", options.events)
     except SetupError as exc:
