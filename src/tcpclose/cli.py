@@ -42,7 +42,8 @@ def _overview() -> str:
         "See how TCP connections end: graceful half-close or brutal close, from real packets.\n\n"
         f"commands:\n{rows}\n\n"
         "`tcpclose COMMAND --help` tells more. Exit statuses: 0 ok, 1 failure, 2 usage, "
-        "3 network, 4 permission, 5 bad input file, 6 address in use, 130 interrupted.\n"
+        "3 network, 4 permission, 5 file (unreadable, not a capture, unwritable), "
+        "6 address in use, 130 interrupted.\n"
     )
 
 

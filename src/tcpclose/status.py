@@ -20,7 +20,8 @@ class ExitStatus(enum.IntEnum):
     NETWORK = 3
     #: the operating system refused: no permission (capture without CAP_NET_RAW, port < 1024)
     PERMISSION = 4
-    #: an input file is missing, unreadable, empty or not what it claims to be
+    #: a file is missing, unreadable, empty or not what it claims to be; or an output path
+    #: cannot be written (its directory does not exist)
     INPUT = 5
     #: a port or address is already in use
     ADDRESS_IN_USE = 6

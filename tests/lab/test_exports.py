@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,21 @@ def test_unwritable_output_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["lab", "abort", "--mermaid", str(target)]) == 5
     err = capsys.readouterr().err
     assert err.startswith("tcpclose: error: cannot write") and err.count("\n") == 1
+
+
+def test_an_unwritable_output_is_refused_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    start = time.monotonic()
+    assert main(["lab", "close", "--realtime", "--pcap", str(tmp_path / "no" / "x.pcap")]) == 5
+    assert time.monotonic() - start < 5  # the lesson's timings would take over 10 s
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_paths_are_printed_verbatim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """File names are not rich markup: `[b]` and `[red]` stay in the name."""
+    mermaid, pcap = tmp_path / "x[b].mmd", tmp_path / "[red]p.pcap"
+    assert main(["lab", "abort", "--mermaid", str(mermaid), "--pcap", str(pcap)]) == 0
+    out = capsys.readouterr().out
+    assert f"mermaid: {mermaid}\n" in out and f"pcap: {pcap} (" in out
+    assert mermaid.exists() and pcap.exists()

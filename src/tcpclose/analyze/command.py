@@ -149,7 +149,7 @@ def _write_table(rows: list[Row], summary: Summary, analysis: Analysis, out: Tex
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=out, highlight=False, soft_wrap=False)
+    console = Console(file=out, highlight=False, soft_wrap=False, markup=False)
     if not console.is_terminal:
         console.width = 240  # a file or a pipe: keep one line per connection where possible
     table = Table(box=None, pad_edge=False, header_style="bold")

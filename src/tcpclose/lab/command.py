@@ -15,6 +15,7 @@ from tcpclose.lab.jsonout import run_json
 from tcpclose.lab.present import run_text
 from tcpclose.lab.runner import DEFAULT_SPEED, LabRun, run_many
 from tcpclose.lab.scenarios import BY_NAME, CATALOG, Scenario
+from tcpclose.outputs import check_writable
 from tcpclose.render.console import progress, stdout_console
 from tcpclose.render.mermaid import render_mermaid
 from tcpclose.status import ExitStatus
@@ -130,6 +131,9 @@ def execute(args: argparse.Namespace) -> int:
         return ExitStatus.OK
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    for path in (args.mermaid, args.pcap):
+        if path is not None:
+            check_writable(path)
     options = LabOptions(
         scenarios=select_scenarios(args.scenarios),
         speed=1.0 if args.realtime else args.speed,

@@ -18,6 +18,7 @@ from tcpclose.lab.jsonout import run_json
 from tcpclose.lab.present import facts_text, verdict_text
 from tcpclose.lab.runner import LabRun, run_many
 from tcpclose.lab.scenarios import BY_NAME
+from tcpclose.outputs import check_writable
 from tcpclose.render.console import progress, stdout_console
 from tcpclose.render.html import write_report
 from tcpclose.render.text import rich_diagram
@@ -69,6 +70,8 @@ def _intro(speed: float) -> Text:
 
 def execute(args: argparse.Namespace) -> int:
     speed = 1.0 if args.realtime else args.speed
+    if not args.no_report:
+        check_writable(args.output)
     experiments = [BY_NAME[name] for name in EXPERIMENTS]
     # The report's claims table needs the other scenarios too: run them all at once, so the
     # demo lasts as long as its slowest scenario.

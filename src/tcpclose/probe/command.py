@@ -15,6 +15,7 @@ from tcpclose.capture.frames import Frame
 from tcpclose.capture.pcapfile import write_pcap
 from tcpclose.errors import NetworkError, UsageError, from_oserror
 from tcpclose.model.timeline import Timeline
+from tcpclose.outputs import check_writable
 from tcpclose.probe import presets, shared
 from tcpclose.probe.facts import Mode, connection_packets, packet_facts
 from tcpclose.probe.presets import Request
@@ -22,6 +23,7 @@ from tcpclose.probe.report import ProbeReport, RunResult, render_summary
 from tcpclose.probe.sockets import probe_once
 from tcpclose.probe.target import Address, Target, parse_target, resolve
 from tcpclose.probe.verdict import EXITS, MEANING, MODE_EXITS, ProbeExit, exit_class, judge
+from tcpclose.render.console import stdout_console
 
 HELP = "how a server or proxy handles a client's half-close"
 
@@ -146,6 +148,8 @@ def options_from(args: argparse.Namespace) -> ProbeOptions:
         request = presets.preset(args.preset or "http", target.host, target.port)
     if args.pcap is not None and not args.capture:
         raise UsageError("--pcap needs packet capture: drop --no-capture")
+    if args.pcap is not None:
+        check_writable(Path(args.pcap))
     return ProbeOptions(
         target=target,
         mode=Mode(args.mode),
@@ -250,10 +254,9 @@ def _write_text(report: ProbeReport) -> None:
     timeline = first.timeline if first.timeline and first.timeline.entries else None
     note = first.capture_note
     if sys.stdout.isatty():
-        from rich.console import Console
         from rich.text import Text
 
-        console = Console(highlight=False)
+        console = stdout_console()
         style = _STYLE.get(report.exit, "bold red")
         for line in summary.splitlines():
             text = Text(line)

@@ -7,19 +7,18 @@ besides the ones asked for; `--no-claims` leaves it out.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
-import os
 import sys
 from pathlib import Path
 
 from tcpclose.argparsing import Parser
 from tcpclose.claims.check import judge_claims, needed_scenarios
-from tcpclose.errors import UsageError, from_oserror
+from tcpclose.errors import UsageError
 from tcpclose.lab.command import positive_speed, select_scenarios
 from tcpclose.lab.jsonout import run_json
 from tcpclose.lab.runner import DEFAULT_SPEED, run_many
 from tcpclose.lab.scenarios import BY_NAME
+from tcpclose.outputs import check_writable
 from tcpclose.render.console import progress
 from tcpclose.render.html import write_report
 from tcpclose.status import ExitStatus
@@ -63,21 +62,6 @@ def configure(parser: Parser) -> None:
         action="store_true",
         help="print the report's path, the runs and the claims as JSON",
     )
-
-
-def check_writable(path: Path) -> None:
-    """Fail before running anything when the report could not be written."""
-    parent = path.parent
-    if path.is_dir():
-        code = errno.EISDIR
-    elif not parent.is_dir():
-        code = errno.ENOENT
-    elif not os.access(parent, os.W_OK):
-        code = errno.EACCES
-    else:
-        return
-    exc = OSError(code, os.strerror(code), str(path))
-    raise from_oserror(exc, f"cannot write {path}")
 
 
 def execute(args: argparse.Namespace) -> int:
