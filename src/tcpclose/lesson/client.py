@@ -109,9 +109,10 @@ def options_from(namespace: argparse.Namespace) -> ClientOptions:
 
 
 class GraceClient:
-    def __init__(self, options: ClientOptions, log: EventLog) -> None:
+    def __init__(self, options: ClientOptions, log: EventLog, stdin: int = STDIN) -> None:
         self.options = options
         self.log = log
+        self.stdin = stdin  #: the descriptor the user's lines come from (0 in the C original)
         # select() itself, as in the lesson: epoll (DefaultSelector) refuses a regular file, so
         # `graceclient HOST < script.txt` would fail with EPERM; select() reports it readable.
         self.selector: selectors.BaseSelector = selectors.SelectSelector()
@@ -153,8 +154,8 @@ class GraceClient:
     def run(self) -> int:
         self.sock = self.connect()
         self.selector.register(self.sock, selectors.EVENT_READ)
-        self.selector.register(STDIN, selectors.EVENT_READ)
-        stdin = STDIN
+        self.selector.register(self.stdin, selectors.EVENT_READ)
+        stdin = self.stdin
         while True:
             ready = {key.fileobj for key, _ in self.selector.select()}  # [select]
             # The C handles the socket first, then standard input, in one wake-up.
@@ -181,7 +182,7 @@ class GraceClient:
 
     def on_stdin_readable(self) -> int | None:
         """[stdin] handle every whole line read; None means keep going, else the exit status."""
-        chunk = os.read(STDIN, MAXLINE)
+        chunk = os.read(self.stdin, MAXLINE)
         self.pending += chunk
         lines = self.pending.split(b"\n")
         self.pending = lines.pop()
@@ -197,7 +198,7 @@ class GraceClient:
         return None
 
     def stop_watching_stdin(self) -> None:
-        self.selector.unregister(STDIN)  # FD_CLR(0, &allreads)
+        self.selector.unregister(self.stdin)  # FD_CLR(0, &allreads)
         self.watching_stdin = False
 
     def half_close(self, reason: str) -> None:
@@ -240,20 +241,27 @@ class GraceClient:
         return None
 
 
-def _ensure_stdin() -> None:
-    """`graceclient HOST <&-`: descriptor 0 is not open. Open /dev/null there (the lowest free
-    descriptor), so the input reads as empty, as after Ctrl-D, before a socket or the events
-    file can take descriptor 0 for itself."""
+def _stdin_fd() -> int:
+    """The descriptor to read the user's lines from: sys.stdin's (an in-process caller may
+    replace sys.stdin), else 0. With `graceclient HOST <&-` descriptor 0 is not open at all:
+    /dev/null is opened there (the lowest free descriptor), so the input reads as empty, as
+    after Ctrl-D, before a socket or the events file can take descriptor 0 for itself."""
+    if sys.stdin is not None:
+        try:
+            return sys.stdin.fileno()
+        except (OSError, ValueError):
+            pass
     try:
         os.fstat(STDIN)
     except OSError:
-        os.open(os.devnull, os.O_RDONLY)
+        return os.open(os.devnull, os.O_RDONLY)
+    return STDIN
 
 
 def connect_and_run(options: ClientOptions, voice: Voice = "c") -> int:
     """Run the client until it exits; returns the exit status. A failure to connect is
     reported in `voice` (see `tcpclose.lesson.common.SetupError`)."""
-    _ensure_stdin()
+    stdin = _stdin_fd()
     try:
         log = open_events("client", options.events)
     except SetupError as exc:
@@ -261,7 +269,7 @@ def connect_and_run(options: ClientOptions, voice: Voice = "c") -> int:
         return 1
     status = 1
     try:
-        status = GraceClient(options, log).run()
+        status = GraceClient(options, log, stdin).run()
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else 1
     except SetupError as exc:
