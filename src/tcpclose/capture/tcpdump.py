@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import select
 import shutil
 import signal
 import subprocess
@@ -67,13 +68,19 @@ class TcpdumpCapture:
         assert self.proc.stderr is not None
         deadline = time.monotonic() + READY_TIMEOUT
         said = ""
-        while time.monotonic() < deadline:
+        while (remaining := deadline - time.monotonic()) > 0:
+            # select() first: a tcpdump that neither speaks nor exits must not block us.
+            readable, _, _ = select.select([self.proc.stderr], [], [], min(remaining, 0.1))
+            if not readable:
+                if self.proc.poll() is not None:
+                    break
+                continue
             line = self.proc.stderr.readline()
             if "listening on" in line:
                 return
             if line.strip() and not said:  # the first line says why; the rest is detail
                 said = line.strip().removeprefix("tcpdump: ")
-            elif self.proc.poll() is not None:
+            elif not line:  # end of its stderr: it exited
                 break
         self.proc.kill()
         self.proc.wait()
