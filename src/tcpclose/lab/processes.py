@@ -56,6 +56,20 @@ def child_env() -> dict[str, str]:
     return env
 
 
+#: every Child still running, so that Ctrl-C can end them all at once (they run in sessions
+#: of their own and do not get the terminal's SIGINT)
+_RUNNING: set[Child] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def kill_all() -> None:
+    """SIGKILL every child still running (their waiting threads then see them end)."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for child in running:
+        child.kill(wait=False)
+
+
 class Child:
     """A running program: `python -m MODULE ARGS`, stdout and stderr to files, stdin a pipe."""
 
@@ -74,12 +88,16 @@ class Child:
         )
         self.ended_ns = 0
         self._done = threading.Event()
+        with _RUNNING_LOCK:
+            _RUNNING.add(self)
         threading.Thread(target=self._watch, name=f"wait-{role}", daemon=True).start()
 
     def _watch(self) -> None:
         self.proc.wait()
         self.ended_ns = time.time_ns()
         self._done.set()
+        with _RUNNING_LOCK:
+            _RUNNING.discard(self)
 
     @property
     def running(self) -> bool:
@@ -101,11 +119,13 @@ class Child:
     def wait(self, timeout: float) -> bool:
         return self._done.wait(timeout)
 
-    def kill(self) -> None:
+    def kill(self, *, wait: bool = True) -> None:
+        """SIGKILL the program's whole process group (an actor's forked children too)."""
         if self.running:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            self._done.wait(5)
+            if wait:
+                self._done.wait(5)
 
     def outcome(self) -> ProcessOutcome:
         """How the program ended and what it printed (call once, after it ended)."""

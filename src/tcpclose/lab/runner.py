@@ -7,12 +7,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tcpclose.capture import CaptureResult, start_capture
 from tcpclose.errors import TcpcloseError
-from tcpclose.lab.processes import Child, ProcessOutcome
+from tcpclose.lab.processes import Child, ProcessOutcome, kill_all
 from tcpclose.lab.scenarios import Scenario
 from tcpclose.lab.verdicts import LabVerdict, judge
 from tcpclose.model.event import AppEvent, read_events
@@ -149,12 +149,13 @@ def _run_lesson(
             if not child.wait(deadline):
                 raise LabError(f"the {child.role} did not end within {deadline:.0f} s")
     finally:
-        for child in (client, server):
-            if child is not None:
-                child.kill()
+        children = [child for child in (client, server) if child is not None]
+        for child in children:
+            child.kill()
+        outcomes = [child.outcome() for child in children]  # also closes their files
         capture = session.stop() if session is not None else None
-    assert client is not None and capture is not None
-    return client.outcome(), server.outcome(), capture, events_path
+    assert capture is not None and len(outcomes) == 2
+    return outcomes[0], outcomes[1], capture, events_path
 
 
 def _run_actor(
@@ -174,14 +175,13 @@ def _run_actor(
             raise LabError(f"actor {scenario.name} did not end within {STEP_TIMEOUT:.0f} s")
     finally:
         actor.kill()
+        outcome = actor.outcome()  # also closes its files
         capture = session.stop() if session is not None else None
     assert capture is not None
-    outcome = actor.outcome()
     if outcome.exit_status != 0:
         raise LabError(f"actor {scenario.name} failed: {outcome.stderr.strip()[-300:]}")
-    # One process plays both roles; each role's outcome is the actor's.
-    client = ProcessOutcome("client", outcome.argv, 0, None, "", "", outcome.ended_ns)
-    return client, outcome, capture, events_path
+    # One process plays both roles: each role's outcome is that process's.
+    return replace(outcome, role="client"), outcome, capture, events_path
 
 
 def run_scenario(
@@ -234,4 +234,12 @@ def run_many(
         return run
 
     with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(scenarios)))) as pool:
-        return list(pool.map(one, scenarios))
+        futures = [pool.submit(one, scenario) for scenario in scenarios]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            # Ctrl-C, or one scenario failed: end the others now rather than wait for them.
+            for future in futures:
+                future.cancel()
+            kill_all()
+            raise
