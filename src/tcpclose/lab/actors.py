@@ -15,7 +15,6 @@ import argparse
 import os
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 
 from tcpclose.errors import errno_name
 from tcpclose.model.event import EventLog
+from tcpclose.sockopts import linger_zero
 
 #: pause that lets loopback deliver a segment and its ACK before the next step
 SETTLE = 0.05
@@ -76,11 +76,6 @@ def call(log: EventLog, label: str, fn: Callable[[], Any]) -> Any:
 
 def settle(seconds: float = SETTLE) -> None:
     time.sleep(seconds)
-
-
-def linger_zero(sock: socket.socket) -> None:
-    """SO_LINGER {l_onoff=1, l_linger=0}: close() then discards buffers and sends RST."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def in_child(log: EventLog, body: Callable[[], None], *, sigpipe_default: bool = False) -> None:

@@ -23,7 +23,6 @@ import errno
 import os
 import selectors
 import socket
-import struct
 import sys
 import time
 from collections.abc import Sequence
@@ -45,6 +44,7 @@ from tcpclose.lesson.common import (
     warn,
 )
 from tcpclose.model.event import EventLog
+from tcpclose.sockopts import linger_zero
 
 PROGRAM = "graceclient"
 STDIN = 0  #: the C program's descriptor 0, whatever Python made of sys.stdin
@@ -205,6 +205,7 @@ class GraceClient:
         """shutdown(fd, SHUT_WR): FIN to the server; this socket can still read."""
         assert self.sock is not None
         self.stop_watching_stdin()
+        started_ns = time.time_ns()  # the FIN leaves during the call: say when it began
         try:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
@@ -212,7 +213,7 @@ class GraceClient:
                 "error", call="shutdown", errno=errno_name(exc.errno), message=exc.strerror
             )
             error(PROGRAM, 1, "shutdown failed", exc.errno)
-        self.log.emit("shutdown", how="SHUT_WR", reason=reason)
+        self.log.emit("shutdown", how="SHUT_WR", reason=reason, started_ns=started_ns)
 
     def on_line(self, raw: bytes) -> int | None:
         command = raw.rstrip(b"\r")
@@ -222,12 +223,12 @@ class GraceClient:
             return None
         if command in (b"close", b"abort"):
             self.stop_watching_stdin()
+            started_ns = time.time_ns()  # the FIN or RST leaves during the calls
             if command == b"abort":
-                # SO_LINGER {l_onoff=1, l_linger=0}: close() discards the send buffer, sends RST.
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                linger_zero(self.sock)  # SO_LINGER {on, 0}: close() sends RST, not FIN
             self.selector.unregister(self.sock)
             self.sock.close()  # close(fd): both directions; the kernel sends FIN (or RST)
-            self.log.emit(command.decode())
+            self.log.emit(command.decode(), started_ns=started_ns)
             time.sleep(self.options.close_wait)
             return 0
         say(f"now sending {show_bytes(raw)}\n")

@@ -29,6 +29,7 @@ from tcpclose.errors import NetworkError, errno_name, from_oserror
 from tcpclose.model.event import AppEvent, EventLog
 from tcpclose.probe.facts import HEAD_BYTES, AfterClose, Mode, ReadEnd, SocketFacts
 from tcpclose.probe.target import Address
+from tcpclose.sockopts import linger_zero
 
 RECV_SIZE = 65536
 #: how often close mode looks at /proc/net/tcp
@@ -78,7 +79,7 @@ def unread_bytes(sock: socket.socket) -> int:
 
 def abort(sock: socket.socket) -> None:
     """SO_LINGER {1, 0} then close(): the kernel discards the send queue and sends RST."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    linger_zero(sock)
     sock.close()
 
 
