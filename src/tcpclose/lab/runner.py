@@ -85,6 +85,37 @@ def _listening_port(tail: _EventTail, child: Child) -> int:
     return int(event.get("port"))
 
 
+#: the client's commands that end its side of the connection
+_ENDINGS = ("close", "shutdown", "abort")
+
+
+def check_script_followed(scenario: Scenario, events: Sequence[AppEvent], speed: float) -> None:
+    """A script types its ending command (close, shutdown, abort) when the client has received
+    exactly the answers the script waited for: none, unless it awaited some. On a machine too
+    loaded for the time scale an answer may slip in first, and the run would show another
+    experiment; refuse it instead of judging it."""
+    expected = 0
+    for step in scenario.script:
+        if step[:3] == ("await", "client", "received"):
+            expected = int(step[3])
+        if step[0] == "type" and step[1] in _ENDINGS:
+            ending = next((e for e in events if e.role == "client" and e.event == step[1]), None)
+            if ending is None:
+                return  # the client ended otherwise; its outcome will say how
+            got = sum(
+                1
+                for e in events
+                if e.role == "client" and e.event == "received" and e.t_ns < ending.t_ns
+            )
+            if got != expected:
+                raise LabError(
+                    f"{scenario.name} did not follow its script: {got} answers had arrived "
+                    f"when `{step[1]}` was typed, not {expected} (the machine was too busy for "
+                    f"--speed {speed:g}: try a larger one)"
+                )
+            return
+
+
 def _killed_events(*outcomes: ProcessOutcome) -> list[AppEvent]:
     """A death by signal leaves no event of its own: add one at the moment it was seen."""
     return [
@@ -200,6 +231,7 @@ def run_scenario(
         else:
             client, server, capture, events_path = _run_actor(scenario, workdir, capture_methods)
         events = read_events(events_path) + _killed_events(client, server)
+    check_script_followed(scenario, events, speed)
     listening = next((e for e in events if e.event == "listening"), None)
     server_endpoint = None
     if listening is not None:
