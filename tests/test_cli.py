@@ -42,11 +42,11 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:  # type: ignore[no-unt
     return status, out, err
 
 
-def test_no_command_prints_the_overview_and_exits_2(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_no_command_prints_the_overview_on_stderr_and_exits_2(capsys) -> None:  # type: ignore[no-untyped-def]
     status, out, err = run([], capsys)
-    assert (status, err) == (ExitStatus.USAGE, "")
-    assert out.startswith("usage: tcpclose COMMAND [options]\n")
-    assert "  server   the lesson's server (same as graceserver)\n" in out
+    assert (status, out) == (ExitStatus.USAGE, "")
+    assert err.startswith("usage: tcpclose COMMAND [options]\n")
+    assert "  server   the lesson's server (same as graceserver)\n" in err
 
 
 def test_help_and_version(capsys) -> None:  # type: ignore[no-untyped-def]
@@ -168,3 +168,12 @@ def test_console_scripts_when_installed() -> None:
     done = subprocess.run([str(found["tcpclose"]), "client"], capture_output=True, timeout=TIMEOUT)
     assert done.returncode == 2
     assert done.stderr == b"tcpclose: error: the following arguments are required: IPaddress\n"
+
+
+@pytest.mark.parametrize(
+    "argv", [["lab", "--help"], ["probe", "--help"], ["analyze", "--help"], ["--help"]]
+)
+def test_help_returns_zero_instead_of_exiting(argv: list[str], capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("usage: tcpclose") and err == ""

@@ -48,9 +48,12 @@ def _overview() -> str:
 
 
 def _dispatch(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help", "help"):
+    if not argv:  # a usage error: the overview goes to standard error
+        sys.stderr.write(_overview())
+        return ExitStatus.USAGE
+    if argv[0] in ("-h", "--help", "help"):
         sys.stdout.write(_overview())
-        return ExitStatus.OK if argv else ExitStatus.USAGE
+        return ExitStatus.OK
     if argv[0] == "--version":
         sys.stdout.write(f"tcpclose {__version__}\n")
         return ExitStatus.OK
@@ -76,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         return _dispatch(args)
+    except SystemExit as exc:  # argparse's --help and --version end with exit(0)
+        return exc.code if isinstance(exc.code, int) else ExitStatus.USAGE
     except TcpcloseError as exc:
         sys.stdout.flush()
         sys.stderr.write(f"tcpclose: error: {exc.message}\n")

@@ -288,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`graceclient <IPaddress>`: a wrong argument count prints the original's usage line."""
     try:
         options = options_from(build_parser().parse_args(argv))
+    except SystemExit as exc:  # --help: argparse printed it and asked to exit(0)
+        return exc.code if isinstance(exc.code, int) else 1
     except TcpcloseError as exc:
         message = str(exc)
         wrong_count = "required" in message or "unrecognized arguments" in message

@@ -232,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         options = options_from(parser.parse_args(argv))
+    except SystemExit as exc:  # --help: argparse printed it and asked to exit(0)
+        return exc.code if isinstance(exc.code, int) else 1
     except TcpcloseError as exc:
         warn(PROGRAM, str(exc))
         return 1
