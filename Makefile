@@ -1,4 +1,4 @@
-# Two commands for a newcomer on a fresh Debian machine:
+# Two commands for a newcomer on a fresh Debian machine (as root for packet capture):
 #   make demo   installs tcpclose in .venv and runs the lesson's two experiments
 #   make test   installs the system tools the tests use, the test dependencies, and runs pytest
 PYTHON ?= python3
@@ -7,23 +7,31 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench system-deps clean
 
-$(BIN)/tcpclose: pyproject.toml
+$(BIN)/python:
+	bash scripts/install-system-deps venv
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+
+# What the demo needs: the package and its dependencies only.
+$(VENV)/.installed: pyproject.toml $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-demo: $(BIN)/tcpclose
+# What the tests need besides: pytest, hypothesis, playwright, ruff.
+$(VENV)/.installed-test: pyproject.toml $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
 	$(BIN)/tcpclose demo
 
 system-deps:
 	bash scripts/install-system-deps
 
-test: system-deps $(BIN)/tcpclose
-	$(BIN)/python -m playwright --version >/dev/null
+test: system-deps $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
-lint: $(BIN)/tcpclose
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
