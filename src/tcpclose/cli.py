@@ -2,11 +2,11 @@
 
 Each subcommand lives in its own module exposing::
 
-    HELP: str                              # one line for `tcpclose --help`
     def configure(parser: Parser) -> None  # add its arguments
     def execute(args: Namespace) -> int    # turn args into typed options, run, return a status
 
-Modules are imported only when their command runs, so `tcpclose --help` stays instant.
+Modules are imported only when their command runs, so `tcpclose --help` stays instant: the
+one-line help of each command is in the COMMANDS table below, not in its module.
 """
 
 from __future__ import annotations

@@ -21,8 +21,6 @@ from tcpclose.lab.runner import DEFAULT_SPEED
 from tcpclose.render.console import progress, stdout_console
 from tcpclose.status import ExitStatus
 
-HELP = "each claim of the lesson checked on this kernel"
-
 
 def configure(parser: Parser) -> None:
     timing = parser.add_mutually_exclusive_group()

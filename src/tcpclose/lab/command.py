@@ -21,7 +21,6 @@ from tcpclose.render.mermaid import render_mermaid
 from tcpclose.status import ExitStatus
 
 MIN_SPEED, MAX_SPEED = 0.05, 10.0
-HELP = "every close scenario, run for real, captured, drawn and judged"
 
 
 def positive_speed(text: str) -> float:

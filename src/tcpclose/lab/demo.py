@@ -24,7 +24,6 @@ from tcpclose.render.html import write_report
 from tcpclose.render.text import rich_diagram
 from tcpclose.status import ExitStatus
 
-HELP = "both lesson experiments, run for real, side by side"
 EXPERIMENTS = ("close", "shutdown")
 #: lanes narrow enough for two diagrams side by side in 160 columns
 SIDE_BY_SIDE_WIDTH = 30

@@ -8,7 +8,7 @@ packets and the sentence changes with them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from tcpclose.classify import classify_packets
@@ -201,13 +201,7 @@ def judge(
         history=connection.history if connection else None,
     )
     conclude = _lesson_conclusion if scenario.kind == "lesson" else _actor_conclusion
-    return _with_conclusion(verdict, conclude(scenario.name, verdict, timeline))
-
-
-def _with_conclusion(verdict: LabVerdict, text: str) -> LabVerdict:
-    from dataclasses import replace
-
-    return replace(verdict, conclusion=text)
+    return replace(verdict, conclusion=conclude(scenario.name, verdict, timeline))
 
 
 def _how_client_closed(timeline: Timeline) -> str | None:
@@ -281,22 +275,6 @@ def _call_text(call: Call) -> str:
     return f"{call.call} returned {call.result}"
 
 
-def _segments_after(timeline: Timeline, role: str, call_prefix: str) -> list[Segment]:
-    """Segments from `role` after its first call whose label starts with `call_prefix`."""
-    start = None
-    for entry in timeline.entries:
-        if (
-            start is None
-            and isinstance(entry, Note)
-            and entry.role.value == role
-            and str(entry.event.get("call", entry.event.get("text", ""))).startswith(call_prefix)
-        ):
-            start = entry.t
-    if start is None:
-        return []
-    return [s for s in timeline.segments if s.t >= start and s.sender.value == role]
-
-
 def _actor_conclusion(name: str, verdict: LabVerdict, timeline: Timeline) -> str:
     """For the kernel scenarios: what the packets and return values say, in order."""
     fin, rst = verdict.first_fin, verdict.first_rst
@@ -315,12 +293,11 @@ def _actor_conclusion(name: str, verdict: LabVerdict, timeline: Timeline) -> str
         for role in ("client", "server")
         if any(c.role == role for c in verdict.calls)
     )
-    deaths = [s for s in verdict.signals]
     text = "; ".join(wire)
     if calls:
         text += (": " if text else "") + calls
-    if deaths:
-        text += "; signals: " + ", ".join(deaths)
+    if verdict.signals:
+        text += "; signals: " + ", ".join(verdict.signals)
     if not verdict.captured:
         text += " (no packets captured: socket-level evidence only)"
     return text

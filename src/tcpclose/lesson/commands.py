@@ -11,8 +11,6 @@ import argparse
 
 from tcpclose.lesson import client, server
 
-HELP = "the lesson's programs"
-
 configure_server = server.add_arguments
 configure_client = client.add_arguments
 

@@ -16,12 +16,20 @@ Event names (the `event` field) and their own keys:
     received   a read returned data (bytes, data)
     sent       a write returned (bytes, data)
     eof        a read returned 0
-    shutdown   shutdown() was called (how: SHUT_WR; reason: command | stdin-eof)
-    close      close() was called
-    abort      SO_LINGER {on, 0}, then close(): the kernel sends RST
+    shutdown   shutdown() was called (how: SHUT_WR; reason: command | stdin-eof; started_ns)
+    close      close() was called (started_ns)
+    abort      SO_LINGER {on, 0}, then close(): the kernel sends RST (started_ns)
     error      a call failed (call: bind|connect|read|write|shutdown, errno: its name, message)
     signal     a signal handler ran (signal)
     exit       the program is about to exit (status); absent when a signal killed it
+
+`started_ns` is when the call began: the segment a call makes leaves between its start and the
+event's own `t_ns`. The lab and the probe add events of their own on the same model:
+
+    call       one call of a lab actor (call: its label, result or errno, data, started_ns)
+    fork       an actor forked: the socket now has two references
+    killed     a process died of a signal (signal), noted by whoever waited for it
+    timeout    the probe stopped waiting (after: seconds)
 """
 
 from __future__ import annotations

@@ -25,8 +25,6 @@ from tcpclose.probe.target import Address, Target, parse_target, resolve
 from tcpclose.probe.verdict import EXITS, MEANING, MODE_EXITS, ProbeExit, exit_class, judge
 from tcpclose.render.console import stdout_console
 
-HELP = "how a server or proxy handles a client's half-close"
-
 MAX_REPEAT = 1000
 DEFAULT_TIMEOUT = 5.0
 

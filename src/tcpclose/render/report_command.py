@@ -23,7 +23,6 @@ from tcpclose.render.console import progress
 from tcpclose.render.html import write_report
 from tcpclose.status import ExitStatus
 
-HELP = "one self-contained HTML report"
 DEFAULT_OUTPUT = Path("tcpclose-report.html")
 
 
