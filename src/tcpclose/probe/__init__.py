@@ -7,7 +7,6 @@ Layout (sans-IO where it can be):
   facts.py      what one run observed: socket-level facts, packet-level facts (pure data)
   verdict.py    facts -> Verdict -> exit class (pure functions, the documented tables)
   sockets.py    the probe itself: connect, send, shutdown/close/abort, read (the syscalls)
-  shared.py     the one place that calls the project's shared classifier and renderer
   report.py     results -> text and JSON (pure)
   command.py    the `tcpclose probe` command: options, capture, repeat, output, exit status
 """

@@ -13,10 +13,11 @@ from tcpclose.argparsing import Parser, checked, non_negative_seconds
 from tcpclose.capture import start_capture
 from tcpclose.capture.frames import Frame
 from tcpclose.capture.pcapfile import write_pcap
+from tcpclose.classify import classify_packets
 from tcpclose.errors import NetworkError, UsageError, from_oserror
 from tcpclose.model.timeline import Timeline
 from tcpclose.outputs import check_writable
-from tcpclose.probe import presets, shared
+from tcpclose.probe import presets
 from tcpclose.probe.facts import Mode, connection_packets, packet_facts
 from tcpclose.probe.presets import Request
 from tcpclose.probe.report import ProbeReport, RunResult, render_summary
@@ -24,6 +25,7 @@ from tcpclose.probe.sockets import probe_once
 from tcpclose.probe.target import Address, Target, parse_target, resolve
 from tcpclose.probe.verdict import EXITS, MEANING, MODE_EXITS, ProbeExit, exit_class, judge
 from tcpclose.render.console import stdout_console
+from tcpclose.render.text import render_diagram, rich_diagram
 
 MAX_REPEAT = 1000
 DEFAULT_TIMEOUT = 5.0
@@ -200,7 +202,7 @@ def run_one(
             frames_out.extend(captured.frames)
             mine = connection_packets(captured.packets, sock_facts.local, sock_facts.peer)
             pk = packet_facts(mine, sock_facts.local, sock_facts.peer)
-            termination = shared.termination(mine)
+            termination = str(classify_packets(mine).termination) if mine else None
             timeline = Timeline.build(mine, events, server=sock_facts.peer, client=sock_facts.local)
     verdict = judge(sock_facts, pk)
     return RunResult(
@@ -263,13 +265,13 @@ def _write_text(report: ProbeReport) -> None:
             console.print(text)
         if timeline is not None:
             console.print()
-            shared.print_rich_diagram(timeline, console)
+            console.print(rich_diagram(timeline), end="")
         if note:
             console.print(Text(note, style="dim"))
         return
     out = summary + "\n"
     if timeline is not None:
-        out += "\n" + shared.diagram(timeline) + "\n"
+        out += "\n" + render_diagram(timeline)
     if note:
         out += note + "\n"
     sys.stdout.write(out)

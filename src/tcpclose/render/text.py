@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rich.console import Console
 from rich.text import Text
 
 from tcpclose.model.timeline import Note, Role, Segment, Timeline
@@ -126,7 +125,3 @@ def rich_diagram(
     if not show_acks and (n := hidden_acks(timeline)):
         text.append(f"{'':8}  ({n} pure ACKs not shown)\n", style="dim")
     return text
-
-
-def print_diagram(timeline: Timeline, console: Console, **options: object) -> None:
-    console.print(rich_diagram(timeline, **options), end="")  # type: ignore[arg-type]
