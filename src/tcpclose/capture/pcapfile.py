@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,18 +12,23 @@ from tcpclose.capture.frames import Frame
 from tcpclose.errors import from_oserror
 
 
+def pcap_bytes(frames: Iterable[Frame]) -> bytes:
+    """Ethernet frames as the bytes of a classic pcap file, nanosecond timestamps."""
+    out = io.BytesIO()
+    writer = dpkt.pcap.Writer(out, snaplen=262144, linktype=dpkt.pcap.DLT_EN10MB, nano=True)
+    for frame in frames:
+        writer.writepkt(frame.data, ts=frame.t_ns / 1e9)
+    return out.getvalue()
+
+
 def write_pcap(path: str | Path, frames: Iterable[Frame]) -> int:
-    """Write Ethernet frames with nanosecond timestamps; returns how many were written."""
-    count = 0
+    """Write the frames as a pcap file; returns how many were written."""
+    frames = list(frames)
     try:
-        with open(path, "wb") as out:
-            writer = dpkt.pcap.Writer(out, snaplen=262144, linktype=dpkt.pcap.DLT_EN10MB, nano=True)
-            for frame in frames:
-                writer.writepkt(frame.data, ts=frame.t_ns / 1e9)
-                count += 1
+        Path(path).write_bytes(pcap_bytes(frames))
     except OSError as exc:
         raise from_oserror(exc, f"cannot write {path}") from exc
-    return count
+    return len(frames)
 
 
 def read_pcap_frames(path: str | Path) -> list[Frame]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import tempfile
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 
-from tcpclose.capture.pcapfile import write_pcap
+from tcpclose.capture.pcapfile import pcap_bytes as frames_to_pcap
 from tcpclose.claims.check import system_name
 from tcpclose.claims.model import ClaimResult, Verdict
 from tcpclose.errors import from_oserror
@@ -206,12 +205,7 @@ signals and deaths.</p>
 
 def pcap_bytes(run: LabRun) -> bytes:
     """The run's captured frames as a pcap file's bytes (empty when nothing was captured)."""
-    if not run.capture.frames:
-        return b""
-    with tempfile.TemporaryDirectory(prefix="tcpclose-pcap-") as tmp:
-        path = Path(tmp) / "run.pcap"
-        write_pcap(path, run.capture.frames)
-        return path.read_bytes()
+    return frames_to_pcap(run.capture.frames) if run.capture.frames else b""
 
 
 def write_report(
