@@ -29,4 +29,5 @@ def test_claims_json(capsys):
 
 def test_claims_rejects_bad_options(capsys):
     assert main(["claims", "--jobs", "0"]) == 2
-    assert "tcpclose: error: --jobs must be at least 1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == "tcpclose: error: argument --jobs: must be a whole number from 1 to 64\n"

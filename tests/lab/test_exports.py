@@ -75,7 +75,7 @@ def test_list_names_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
         (["lab", "nosuch"], "unknown scenario 'nosuch'"),
         (["lab", "--speed", "0"], "speed must be between"),
         (["lab", "--speed", "x"], "is not a number"),
-        (["lab", "--jobs", "0"], "--jobs must be at least 1"),
+        (["lab", "--jobs", "0"], "argument --jobs: must be a whole number from 1 to 64"),
         (["lab", "--realtime", "--speed", "1"], "not allowed with"),
     ],
 )

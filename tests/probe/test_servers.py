@@ -21,7 +21,9 @@ LONG = "10"
 NGINX = [
     ("shutdown", "graceful", 0),
     ("partial", "closed-without-answer", 0),
-    ("close", "answer-lost", 0),
+    # Request and FIN arrive together: nginx answers (our closed socket resets it) or, when
+    # it reads the EOF first, closes without answering ("client prematurely closed").
+    ("close", "answer-lost|closed-without-answer", 0),
     ("abort", "aborted", 0),
     ("none", "answered-kept-open", 0),
 ]
@@ -86,7 +88,9 @@ def check_packets(run: dict[str, Any], mode: str, verdict: str) -> None:
 
 
 def check(run: dict[str, Any], mode: str, verdict: str, status: int, first: str | None) -> None:
-    assert (run["verdict"], run["exit_status"]) == (verdict, status), run
+    """`verdict` may list what a timing-dependent server does, as "a|b"."""
+    assert run["verdict"] in verdict.split("|") and run["exit_status"] == status, run
+    verdict = run["verdict"]
     sock = run["socket"]
     if verdict in ("graceful", "answered-kept-open"):
         assert sock["bytes_received"] > 0

@@ -15,27 +15,15 @@ from tcpclose.argparsing import Parser
 from tcpclose.claims.check import check_claims
 from tcpclose.claims.model import ClaimResult, Verdict
 from tcpclose.claims.present import claims_json, claims_table, explanations, heading
-from tcpclose.errors import UsageError
-from tcpclose.lab.command import positive_speed
-from tcpclose.lab.runner import DEFAULT_SPEED
+from tcpclose.lab.options import add_jobs_option, add_timing_options, speed_of
 from tcpclose.render.console import progress, stdout_console
 from tcpclose.status import ExitStatus
 
 
 def configure(parser: Parser) -> None:
-    timing = parser.add_mutually_exclusive_group()
-    timing.add_argument(
-        "--speed",
-        type=positive_speed,
-        default=DEFAULT_SPEED,
-        metavar="FACTOR",
-        help=f"scale the lesson's timings by FACTOR (default {DEFAULT_SPEED})",
-    )
-    timing.add_argument("--realtime", action="store_true", help="the lesson's own timings")
+    add_timing_options(parser)
     parser.add_argument("--json", action="store_true", help="print the claims as JSON")
-    parser.add_argument(
-        "--jobs", type=int, default=8, metavar="N", help="scenarios run at once (default 8)"
-    )
+    add_jobs_option(parser)
 
 
 def status_of(results: Sequence[ClaimResult]) -> ExitStatus:
@@ -46,9 +34,7 @@ def status_of(results: Sequence[ClaimResult]) -> ExitStatus:
 
 
 def execute(args: argparse.Namespace) -> int:
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
-    speed = 1.0 if args.realtime else args.speed
+    speed = speed_of(args)
     with progress("running the scenarios the claims need"):
         results = check_claims(speed=speed, jobs=args.jobs)
     if args.json:

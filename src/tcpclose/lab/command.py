@@ -12,43 +12,19 @@ from tcpclose.argparsing import Parser
 from tcpclose.capture.pcapfile import write_pcap
 from tcpclose.errors import UsageError, from_oserror
 from tcpclose.lab.jsonout import run_json
+from tcpclose.lab.options import add_jobs_option, add_timing_options, speed_of
 from tcpclose.lab.present import run_text
-from tcpclose.lab.runner import DEFAULT_SPEED, LabRun, run_many
+from tcpclose.lab.runner import LabRun, run_many
 from tcpclose.lab.scenarios import BY_NAME, CATALOG, Scenario
 from tcpclose.outputs import check_writable
 from tcpclose.render.console import progress, stdout_console
 from tcpclose.render.mermaid import render_mermaid
 from tcpclose.status import ExitStatus
 
-MIN_SPEED, MAX_SPEED = 0.05, 10.0
-
-
-def positive_speed(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    # Below 0.05 the lesson's 5 s answer delay is under 250 ms: too little to type `close`
-    # reliably before the first answer on a busy machine.
-    if not MIN_SPEED <= value <= MAX_SPEED:
-        raise argparse.ArgumentTypeError(f"speed must be between {MIN_SPEED} and {MAX_SPEED:g}")
-    return value
-
 
 def add_run_options(parser: Parser) -> None:
     """Options shared by `lab` and `demo`."""
-    timing = parser.add_mutually_exclusive_group()
-    timing.add_argument(
-        "--speed",
-        type=positive_speed,
-        default=DEFAULT_SPEED,
-        metavar="FACTOR",
-        help=f"scale the lesson's timings (5 s answer delay, 6 s wait after "
-        f"close) by FACTOR (default {DEFAULT_SPEED})",
-    )
-    timing.add_argument(
-        "--realtime", action="store_true", help="the lesson's own timings (same as --speed 1)"
-    )
+    add_timing_options(parser)
     parser.add_argument("--json", action="store_true", help="print the runs as JSON")
     parser.add_argument("--acks", action="store_true", help="show pure ACKs in diagrams")
 
@@ -74,9 +50,7 @@ def configure(parser: Parser) -> None:
         type=Path,
         help="write the captured packets as pcap (several: FILE-NAME.pcap)",
     )
-    parser.add_argument(
-        "--jobs", type=int, default=8, metavar="N", help="scenarios run at once (default 8)"
-    )
+    add_jobs_option(parser)
 
 
 @dataclass(frozen=True)
@@ -131,14 +105,12 @@ def execute(args: argparse.Namespace) -> int:
     if args.list:
         print_list()
         return ExitStatus.OK
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
     for path in (args.mermaid, args.pcap):
         if path is not None:
             check_writable(path)
     options = LabOptions(
         scenarios=select_scenarios(args.scenarios),
-        speed=1.0 if args.realtime else args.speed,
+        speed=speed_of(args),
         json=args.json,
         show_acks=args.acks,
         mermaid=args.mermaid,

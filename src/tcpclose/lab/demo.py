@@ -15,6 +15,7 @@ from tcpclose.argparsing import Parser
 from tcpclose.claims import judge_claims, needed_scenarios
 from tcpclose.lab.command import add_run_options
 from tcpclose.lab.jsonout import run_json
+from tcpclose.lab.options import speed_of
 from tcpclose.lab.present import facts_text, verdict_text
 from tcpclose.lab.runner import LabRun, run_many
 from tcpclose.lab.scenarios import BY_NAME
@@ -68,7 +69,7 @@ def _intro(speed: float) -> Text:
 
 
 def execute(args: argparse.Namespace) -> int:
-    speed = 1.0 if args.realtime else args.speed
+    speed = speed_of(args)
     if not args.no_report:
         check_writable(args.output)
     experiments = [BY_NAME[name] for name in EXPERIMENTS]

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from tcpclose.argparsing import Parser
 from tcpclose.claims.check import judge_claims, needed_scenarios
-from tcpclose.errors import UsageError
-from tcpclose.lab.command import positive_speed, select_scenarios
+from tcpclose.lab.command import select_scenarios
 from tcpclose.lab.jsonout import run_json
-from tcpclose.lab.runner import DEFAULT_SPEED, run_many
+from tcpclose.lab.options import add_jobs_option, add_timing_options, speed_of
+from tcpclose.lab.runner import run_many
 from tcpclose.lab.scenarios import BY_NAME
 from tcpclose.outputs import check_writable
 from tcpclose.render.console import progress
@@ -44,18 +44,8 @@ def configure(parser: Parser) -> None:
         default=True,
         help="include the claims table (runs the scenarios it needs; default: yes)",
     )
-    timing = parser.add_mutually_exclusive_group()
-    timing.add_argument(
-        "--speed",
-        type=positive_speed,
-        default=DEFAULT_SPEED,
-        metavar="FACTOR",
-        help=f"scale the lesson's timings by FACTOR (default {DEFAULT_SPEED})",
-    )
-    timing.add_argument("--realtime", action="store_true", help="the lesson's own timings")
-    parser.add_argument(
-        "--jobs", type=int, default=8, metavar="N", help="scenarios run at once (default 8)"
-    )
+    add_timing_options(parser)
+    add_jobs_option(parser)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -64,11 +54,9 @@ def configure(parser: Parser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
     check_writable(args.output)
     shown = select_scenarios(args.scenarios)
-    speed = 1.0 if args.realtime else args.speed
+    speed = speed_of(args)
     extra = [n for n in needed_scenarios() if n not in {s.name for s in shown}]
     to_run = [*shown, *(BY_NAME[n] for n in extra)] if args.claims else list(shown)
     with progress(f"running {len(to_run)} scenarios"):
