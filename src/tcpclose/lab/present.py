@@ -8,27 +8,43 @@ from tcpclose.lab.runner import LabRun
 from tcpclose.render.text import rich_diagram
 
 
-def facts_text(run: LabRun, *, brief: bool = False) -> Text:
-    """The facts under a diagram; `brief` leaves out the classifier's long reason."""
+def fact_rows(run: LabRun, *, brief: bool = False) -> list[tuple[str, str]]:
+    """The facts of a run as (label, value) rows, for the terminal and the HTML report alike;
+    `brief` leaves out the classifier's long reason."""
     v = run.verdict
-    out = Text()
-    out.append(f"client: {run.client.ending}   server: {run.server.ending}\n")
+    rows = [("client", run.client.ending), ("server", run.server.ending)]
     if v.answers_expected:
         lost = f" (lost: {', '.join(v.answers_lost)})" if v.answers_lost else ""
-        out.append(
-            f"answers delivered: {len(v.answers_delivered)} of {len(v.answers_expected)}{lost}\n"
+        rows.append(
+            ("answers", f"{len(v.answers_delivered)} of {len(v.answers_expected)} delivered{lost}")
         )
     for label, mark in (("first FIN", v.first_fin), ("first RST", v.first_rst)):
         if mark is not None:
             reply = f", in reply to {mark.in_reply_to}" if mark.in_reply_to else ""
-            out.append(f"{label}: {mark.by} at {mark.ms:.1f} ms, after {mark.after}{reply}\n")
+            rows.append((label, f"{mark.by} at {mark.ms:.1f} ms, after {mark.after}{reply}"))
     if v.termination:
         reason = "" if brief else f": {v.termination_reason}"
-        out.append(f"termination: {v.termination} (Zeek {v.conn_state} {v.history}){reason}\n")
+        rows.append(("termination", f"{v.termination} (Zeek {v.conn_state} {v.history}){reason}"))
+    if v.signals:
+        rows.append(("signals", ", ".join(v.signals)))
+    errors = [f"{role}: {e}" for role, errs in v.errors.items() for e in errs]
+    if errors:
+        rows.append(("errors", "; ".join(errors)))
+    capture = f"{run.capture.method}, {len(run.capture.packets)} packets"
     if run.capture.note:
-        out.append(f"capture: {run.capture.note}\n", style="yellow")
+        capture = f"{run.capture.note}"
     if run.capture.dropped:
-        out.append(f"capture: the kernel dropped {run.capture.dropped} packets\n", style="red")
+        capture += f" (the kernel dropped {run.capture.dropped})"
+    rows.append(("capture", capture))
+    return rows
+
+
+def facts_text(run: LabRun, *, brief: bool = False) -> Text:
+    """The facts under a diagram, one `label: value` line each (capture trouble in colour)."""
+    out = Text()
+    for label, value in fact_rows(run, brief=brief):
+        trouble = label == "capture" and (run.capture.note or run.capture.dropped)
+        out.append(f"{label}: {value}\n", style="yellow" if trouble else "")
     return out
 
 

@@ -18,6 +18,7 @@ from tcpclose.capture.pcapfile import pcap_bytes as frames_to_pcap
 from tcpclose.claims.check import system_name
 from tcpclose.claims.model import ClaimResult, Verdict
 from tcpclose.errors import from_oserror
+from tcpclose.lab.present import fact_rows
 from tcpclose.lab.runner import LabRun
 from tcpclose.render.svg import render_svg
 
@@ -64,27 +65,7 @@ a{color:inherit;text-decoration:none}}
 
 
 def _facts(run: LabRun) -> str:
-    v = run.verdict
-    rows = [
-        ("client", run.client.ending),
-        ("server", run.server.ending),
-    ]
-    if v.answers_expected:
-        lost = f" (lost: {', '.join(v.answers_lost)})" if v.answers_lost else ""
-        rows.append(
-            ("answers", f"{len(v.answers_delivered)} of {len(v.answers_expected)} delivered{lost}")
-        )
-    for label, mark in (("first FIN", v.first_fin), ("first RST", v.first_rst)):
-        if mark is not None:
-            reply = f", in reply to {mark.in_reply_to}" if mark.in_reply_to else ""
-            rows.append((label, f"{mark.by} at {mark.ms:.1f} ms, after {mark.after}{reply}"))
-    if v.signals:
-        rows.append(("signals", ", ".join(v.signals)))
-    errors = [f"{role}: {e}" for role, errs in v.errors.items() for e in errs]
-    if errors:
-        rows.append(("errors", "; ".join(errors)))
-    capture = run.capture.method + (f" ({run.capture.note})" if run.capture.note else "")
-    rows.append(("capture", f"{capture}, {len(run.capture.packets)} packets"))
+    rows = fact_rows(run, brief=True)
     body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(val)}</dd>" for k, val in rows)
     return f'<dl class="facts">{body}</dl>'
 
