@@ -105,7 +105,12 @@ def execute(args: argparse.Namespace) -> int:
         grid.add_column(ratio=1)
         grid.add_column(ratio=1)
         grid.add_row(*columns)
-        console.print(grid)
+        if console.is_terminal:
+            console.print(grid)
+        else:  # rich pads every line to the full width: no trailing blanks in files and pipes
+            with console.capture() as captured:
+                console.print(grid)
+            sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
     else:
         for column in columns:
             console.print(column)
