@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tcpclose.addresses import host_port
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
 from tcpclose.errors import NetworkError, TcpcloseError, UsageError, errno_name, from_oserror
 from tcpclose.lesson import MAXLINE, SERV_PORT
@@ -35,7 +36,6 @@ from tcpclose.lesson.common import (
     SetupError,
     Voice,
     error,
-    host_port,
     open_events,
     port_number,
     resolve,
@@ -123,9 +123,14 @@ class GraceClient:
     def connect(self) -> socket.socket:
         """[connect] socket(); connect() to host:port, bounded by --connect-timeout."""
         try:
-            family, sockaddr = resolve(self.options.host, self.options.port)
+            family, sockaddr = resolve(
+                self.options.host, self.options.port, self.options.connect_timeout
+            )
         except ValueError as exc:
             raise SetupError(f"bad address: {exc}", UsageError(f"bad address: {exc}")) from None
+        except TimeoutError as exc:
+            message = f"cannot resolve {self.options.host!r}: {exc}"
+            raise SetupError(message, NetworkError(message)) from exc
         except socket.gaierror as exc:
             message = f"cannot resolve {self.options.host!r}: {exc.strerror}"
             raise SetupError(message, NetworkError(message)) from exc

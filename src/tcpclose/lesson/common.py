@@ -8,7 +8,7 @@ import socket
 import sys
 from typing import Literal, NoReturn
 
-from tcpclose.addresses import looks_like_hostname
+from tcpclose.addresses import is_ip, looks_like_hostname, lookup
 from tcpclose.errors import TcpcloseError, from_oserror
 from tcpclose.model.event import EventLog
 
@@ -84,30 +84,20 @@ def family_of(address: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
 
 
-def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple]:
-    """An IP literal as is, else a host name through getaddrinfo (which may ask DNS).
+def resolve(host: str, port: int, timeout: float) -> tuple[socket.AddressFamily, tuple]:
+    """An IP literal as is, else a host name through getaddrinfo (which may ask DNS), waiting
+    at most `timeout` seconds.
 
     Raises ValueError for text that is neither an IP address nor a syntactically valid host
-    name (checked before any lookup), and socket.gaierror when a valid name does not resolve.
+    name (checked before any lookup), socket.gaierror when a valid name does not resolve and
+    TimeoutError when the resolver does not answer in time.
     """
     host = host.strip()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    try:
-        family = family_of(host)
-    except ValueError:
-        if not looks_like_hostname(host):
-            raise ValueError(f"{host!r} is not an IP address or a host name") from None
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        family, _, _, _, sockaddr = infos[0]
-        return socket.AddressFamily(family), sockaddr
-    infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
-    return family, infos[0][4]
-
-
-def host_port(host: str, port: int) -> str:
-    """`127.0.0.1:43211`, `[::1]:43211`."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if not is_ip(host) and not looks_like_hostname(host):
+        raise ValueError(f"{host!r} is not an IP address or a host name")
+    return lookup(host, port, timeout)
 
 
 def show_bytes(data: bytes) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
 
+from tcpclose.addresses import host_port
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
 from tcpclose.errors import TcpcloseError, UsageError, errno_name, from_oserror
 from tcpclose.lesson import LISTENQ, MAXLINE, SERV_PORT
@@ -29,7 +30,6 @@ from tcpclose.lesson.common import (
     Voice,
     error,
     family_of,
-    host_port,
     open_events,
     port_number,
     say,

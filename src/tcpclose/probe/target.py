@@ -1,17 +1,14 @@
 """Targets: `HOST:PORT`, `[v6]:PORT`, IPv4/IPv6 literals and host names; resolution.
 
-Parsing is pure. Resolution calls getaddrinfo(3), which may ask the DNS resolver and block for
-many seconds; it runs in a daemon thread that we wait for at most `timeout` seconds.
+Parsing is pure. Resolution is `tcpclose.addresses.lookup`: getaddrinfo(3), bounded in time.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import socket
-import threading
 from dataclasses import dataclass
 
-from tcpclose.addresses import is_ip, looks_like_hostname
+from tcpclose.addresses import host_port, is_ip, looks_like_hostname, lookup
 from tcpclose.errors import NetworkError, UsageError
 
 
@@ -24,14 +21,10 @@ class Target:
 
     @property
     def is_literal(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host.split("%", 1)[0])
-        except ValueError:
-            return False
-        return True
+        return is_ip(self.host)
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 @dataclass(frozen=True)
@@ -79,34 +72,14 @@ def parse_target(text: str) -> Target:
 def resolve(target: Target, timeout: float) -> Address:
     """The first address getaddrinfo() gives for the target, waiting at most `timeout` seconds.
 
-    IP literals never reach the resolver (AI_NUMERICHOST). Raises NetworkError when the name
-    does not resolve or the resolver does not answer in time.
+    IP literals never reach the resolver. Raises NetworkError when the name does not resolve
+    or the resolver does not answer in time.
     """
-    flags = socket.AI_NUMERICHOST if target.is_literal else 0
-    outcome: list[object] = []
-
-    def lookup() -> None:
-        try:
-            outcome.append(
-                socket.getaddrinfo(target.host, target.port, 0, socket.SOCK_STREAM, 0, flags)
-            )
-        except (OSError, UnicodeError) as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=lookup, name="resolve", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if not outcome:
-        raise NetworkError(f"cannot resolve {target.host!r}: no answer within {timeout:g} s")
-    result = outcome[0]
-    if isinstance(result, socket.gaierror):
-        text = (result.strerror or str(result)).lower()
-        raise NetworkError(f"cannot resolve {target.host!r}: {text}") from result
-    if isinstance(result, BaseException):
-        raise NetworkError(f"cannot resolve {target.host!r}: {result}") from result
-    infos = result
-    assert isinstance(infos, list)
-    if not infos:
-        raise NetworkError(f"cannot resolve {target.host!r}: no addresses")
-    family, _type, _proto, _name, sockaddr = infos[0]
-    return Address(socket.AddressFamily(family), tuple(sockaddr))
+    try:
+        family, sockaddr = lookup(target.host, target.port, timeout)
+    except TimeoutError as exc:
+        raise NetworkError(f"cannot resolve {target.host!r}: {exc}") from exc
+    except OSError as exc:
+        text = (exc.strerror or str(exc)).lower()
+        raise NetworkError(f"cannot resolve {target.host!r}: {text}") from exc
+    return Address(family, sockaddr)
