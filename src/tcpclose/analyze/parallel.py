@@ -22,13 +22,17 @@ at least `MIN_BYTES`).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gc
+import heapq
 import os
 import pickle
 import traceback
 from array import array
-from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from functools import cache
 from pathlib import Path
 from typing import TextIO
 
@@ -52,6 +56,8 @@ MIN_BYTES = 50_000_000
 #: the tag of the connections finished at the end of the capture
 _END = 1 << 62
 _MIX = 0x9E3779B1
+#: the part of an even share that share 0 (the parent, which also merges) tracks
+PARENT_SHARE = 0.88
 
 
 def workers_for(paths: Sequence[Path]) -> int:
@@ -80,7 +86,7 @@ def owner(canonical: bytes, alen: int, workers: int) -> int:
         canonical[2 * alen + 2 : 2 * alen + 4], "big"
     )
     h = (a ^ ports ^ (ports << 16)) & 0xFFFFFFFF
-    return (((h * _MIX) & 0xFFFFFFFF) * workers) >> 32
+    return bisect_right(_cuts(workers), (h * _MIX) & 0xFFFFFFFF)
 
 
 def _owners(h: np.ndarray, workers: int) -> np.ndarray:
@@ -91,7 +97,16 @@ def _owners(h: np.ndarray, workers: int) -> np.ndarray:
     mixed = ((u32[:, 3] ^ u32[:, 4] ^ ports ^ (ports << np.uint64(16))) * np.uint64(_MIX)) & (
         np.uint64(0xFFFFFFFF)
     )
-    return (mixed * np.uint64(workers)) >> np.uint64(32)
+    return np.searchsorted(np.array(_cuts(workers), dtype=np.uint64), mixed, side="right")
+
+
+@cache
+def _cuts(workers: int) -> list[int]:
+    """Where each share's hash values end (32-bit): share 0, this process's, which also
+    merges and writes the rows, gets `PARENT_SHARE` of a share's due; the others the rest."""
+    first = PARENT_SHARE / workers
+    rest = (1 - first) / (workers - 1) if workers > 1 else 0.0
+    return [int((first + rest * i) * (1 << 32)) for i in range(workers - 1)]
 
 
 class ShareTable(ConnectionTable):
@@ -207,44 +222,64 @@ class ShareTable(ConnectionTable):
         self.packets = base + count
 
 
-def _share_messages(
-    paths: Sequence[Path], index: int, workers: int, send: Callable[[object], None]
-) -> tuple[ShareTable, list[str]]:
-    """Analyse share `index`, calling `send((started, rows))` after every read chunk and at the
-    end; rows are (tag, first packet, number in the share, CSV line without the number)."""
-    rows: list[tuple[int, int, int, str]] = []
-    table: ShareTable
+#: a finished row: (tag, first packet, share, number in the share, CSV line without number)
+ShareRow = tuple[int, int, int, int, str]
+#: rows per message when the connections left at the end are finished
+_END_SLICE = 2048
 
-    def done(row: Row) -> None:
-        line = csv_row(Row(0, row.verdict))  # "0," then the rest
-        rows.append((table.tag, table.started[row.number], row.number, line[2:]))
 
-    table = ShareTable(done, index, workers)
-    warnings: list[str] = []
-    sent = 0
-    files = [open_capture(p) for p in paths]
-    try:
-        for capture in files:
-            for batch in capture.batches():
-                table.scan_batch(*batch)
-                send((table.started[sent:], rows))
-                sent = len(table.started)
-                rows = []
-            if capture.stopped:
-                warnings.append(capture.stopped)
-        table.finish()
-        send((table.started[sent:], rows))
-        rows = []
-    finally:
-        for capture in files:
-            capture.close()
-    return table, warnings
+class _Share:
+    """One share's analysis as messages (started, rows): after every read chunk the first
+    packets of the connections started in it and the rows finished in it, then the rows
+    finished at the end, `_END_SLICE` at a time (the end finishes many connections at once)."""
+
+    def __init__(self, paths: Sequence[Path], index: int, workers: int) -> None:
+        self.paths = paths
+        self.index = index
+        self.workers = workers
+        self.warnings: list[str] = []
+        self.packets = 0
+
+    def messages(self) -> Iterator[tuple[list[int], list[ShareRow]]]:
+        index = self.index
+        rows: list[ShareRow] = []
+        table: ShareTable
+
+        def done(row: Row) -> None:
+            line = csv_row(Row(0, row.verdict))  # "0," then the rest
+            number = row.number
+            rows.append((table.tag, table.started[number], index, number, line[2:]))
+
+        table = ShareTable(done, index, self.workers)
+        sent = 0
+        files = [open_capture(p) for p in self.paths]
+        try:
+            for capture in files:
+                for batch in capture.batches():
+                    table.scan_batch(*batch)
+                    yield table.started[sent:], rows
+                    sent = len(table.started)
+                    rows = []
+                if capture.stopped:
+                    self.warnings.append(capture.stopped)
+        finally:
+            for capture in files:
+                capture.close()
+        table.tag = _END
+        left = list(table._live.values())
+        for at in range(0, len(left), _END_SLICE):
+            for entry in left[at : at + _END_SLICE]:
+                table._finish(entry)
+            yield [], rows
+            rows = []
+        table.finish()  # nothing left to finish: clears what the table keeps
+        self.packets = table.packets
 
 
 def _child(paths: Sequence[Path], index: int, workers: int, fd: int) -> None:
     """A forked worker: its messages pickled to `fd` (length, then bytes); None at the end,
     or ("error", text) if it failed."""
-    out = os.fdopen(fd, "wb", buffering=1 << 20)
+    out = os.fdopen(fd, "wb", buffering=1 << 16)
 
     def send(message: object) -> None:
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
@@ -253,7 +288,8 @@ def _child(paths: Sequence[Path], index: int, workers: int, fd: int) -> None:
         out.flush()
 
     try:
-        _share_messages(paths, index, workers, send)
+        for message in _Share(paths, index, workers).messages():
+            send(message)
         send(None)
     except BaseException:  # reported to the parent, which fails too
         send(("error", traceback.format_exc()))
@@ -261,17 +297,22 @@ def _child(paths: Sequence[Path], index: int, workers: int, fd: int) -> None:
 
 
 class _Reader:
-    """The parent's end of a worker's pipe."""
+    """The parent's end of a worker's pipe: the worker's messages."""
 
     def __init__(self, fd: int) -> None:
-        self._f = os.fdopen(fd, "rb", buffering=1 << 20)
+        self._f = os.fdopen(fd, "rb", buffering=1 << 16)
 
-    def recv(self) -> object:
-        head = self._f.read(8)
-        if len(head) < 8:
-            raise RuntimeError("a tcpclose analyze worker ended without its results")
-        size = int.from_bytes(head, "little")
-        return pickle.loads(self._f.read(size))
+    def messages(self) -> Iterator[tuple[list[int], list[ShareRow]]]:
+        while True:
+            head = self._f.read(8)
+            if len(head) < 8:
+                raise RuntimeError("a tcpclose analyze worker ended without its results")
+            got = pickle.loads(self._f.read(int.from_bytes(head, "little")))
+            if got is None:
+                return
+            if got[0] == "error":
+                raise RuntimeError(f"a tcpclose analyze worker failed:\n{got[1]}")
+            yield got
 
     def close(self) -> None:
         self._f.close()
@@ -287,6 +328,8 @@ def write_csv(paths: Sequence[Path], workers: int, out: TextIO, analysis: Analys
     try:
         for index in range(1, workers):
             read_fd, write_fd = os.pipe()
+            with contextlib.suppress(OSError):  # room for a few chunks' messages
+                fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
             pid = os.fork()
             if pid == 0:  # the worker
                 status = 0
@@ -301,7 +344,11 @@ def write_csv(paths: Sequence[Path], workers: int, out: TextIO, analysis: Analys
                     os._exit(status)
             os.close(write_fd)
             children.append((pid, _Reader(read_fd)))
-        _merge(paths, workers, [r for _, r in children], out, analysis)
+        own = _Share(paths, 0, workers)
+        streams = [own.messages()] + [reader.messages() for _, reader in children]
+        _merge(streams, workers, out)
+        analysis.warnings.extend(own.warnings)
+        analysis.packets = own.packets
     finally:
         for pid, reader in children:
             reader.close()
@@ -311,44 +358,32 @@ def write_csv(paths: Sequence[Path], workers: int, out: TextIO, analysis: Analys
 
 
 def _merge(
-    paths: Sequence[Path],
-    workers: int,
-    readers: list[_Reader],
-    out: TextIO,
-    analysis: Analysis,
+    streams: list[Iterator[tuple[list[int], list[ShareRow]]]], workers: int, out: TextIO
 ) -> None:
-    #: every share's first packets so far (share 0: this process)
+    """Write the rows of every share in (tag, first packet) order, each with its number.
+
+    The streams are read as the merge needs their rows. When a row is written, every other
+    share's next row ends at or after it, so that share's message with that row, and its
+    connections started up to there (up to the row's first packet at least), are in."""
     started = [array("q") for _ in range(workers)]
+
+    def rows(share: int) -> Iterator[ShareRow]:
+        for first, finished in streams[share]:
+            started[share].extend(first)
+            yield from finished
+
     write = out.write
     write(csv_header())
-
-    def merge(messages: list[tuple[list[int], list[tuple[int, int, int, str]]]]) -> None:
-        for share, (first, _) in enumerate(messages):
-            started[share].extend(first)
-        merged: list[tuple[int, int, int, str]] = []
-        for share, (_, rows) in enumerate(messages):
-            others = [started[s] for s in range(workers) if s != share]
-            for tag, first, number, line in rows:
-                for other in others:
-                    number += bisect_left(other, first)
-                merged.append((tag, first, number, line))
-        if workers > 1:
-            merged.sort()
-        write("".join([f"{number},{line}" for _, _, number, line in merged]))
-
-    def own(message: object) -> None:
-        received = [message]
-        for reader in readers:
-            got = reader.recv()
-            if got is None or (isinstance(got, tuple) and got and got[0] == "error"):
-                detail = got[1] if got is not None else "ended early"
-                raise RuntimeError(f"a tcpclose analyze worker failed:\n{detail}")
-            received.append(got)
-        merge(received)  # type: ignore[arg-type]
-
-    table, warnings = _share_messages(paths, 0, workers, own)
-    for reader in readers:
-        if reader.recv() is not None:
-            raise RuntimeError("a tcpclose analyze worker read more than this process")
-    analysis.warnings.extend(warnings)
-    analysis.packets = table.packets
+    lines: list[str] = []
+    for _, first, share, number, line in heapq.merge(*[rows(s) for s in range(workers)]):
+        for other in range(workers):
+            if other != share:
+                number += bisect_left(started[other], first)
+        lines.append(f"{number},{line}")
+        if len(lines) >= 4096:
+            write("".join(lines))
+            lines = []
+    write("".join(lines))
+    for share in range(workers):
+        for _ in rows(share):  # the streams' ends (the workers' last messages)
+            raise RuntimeError("a tcpclose analyze worker has rows after the end")
