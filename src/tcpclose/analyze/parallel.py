@@ -91,10 +91,11 @@ def owner(canonical: bytes, alen: int, workers: int) -> int:
 
 def _owners(h: np.ndarray, workers: int) -> np.ndarray:
     """`owner` of the IPv4 frames whose 40 header bytes are the rows of `h`."""
-    u32 = h.view(">u4").astype(np.uint64)
-    u16 = h.view(">u2").astype(np.uint64)
-    ports = u16[:, 10] ^ u16[:, 11]
-    mixed = ((u32[:, 3] ^ u32[:, 4] ^ ports ^ (ports << np.uint64(16))) * np.uint64(_MIX)) & (
+    u32 = h.view(">u4")
+    u16 = h.view(">u2")
+    ports = (u16[:, 10] ^ u16[:, 11]).astype(np.uint64)
+    addresses = (u32[:, 3] ^ u32[:, 4]).astype(np.uint64)
+    mixed = ((addresses ^ ports ^ (ports << np.uint64(16))) * np.uint64(_MIX)) & (
         np.uint64(0xFFFFFFFF)
     )
     return np.searchsorted(np.array(_cuts(workers), dtype=np.uint64), mixed, side="right")
