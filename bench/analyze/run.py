@@ -9,9 +9,10 @@ one in ten resetting, captured by `tcpdump -i lo`. The 2x file is the 1x file fo
 itself shifted in time (the same 4-tuples reused: new connections, as tshark's tcp.stream).
 
 Measured in one run, each command `--runs` times, in rounds (each round runs every command
-once), median wall time, peak RSS of each child by getrusage: tshark -T fields (tcp.stream,
-tcp.flags, tcp.len), tcpdump -r -nn, and tcpclose analyze --csv, all with output to
-/dev/null; on the 2x file tcpclose only.
+once), median wall time, peak RSS summed over the command's processes (`tcpclose analyze
+--csv` forks a worker on large files; each process's VmHWM, read every 10 ms): tshark -T
+fields (tcp.stream, tcp.flags, tcp.len), tcpdump -r -nn, and tcpclose analyze --csv, all
+with output to /dev/null; on the 2x file tcpclose only.
 """
 
 from __future__ import annotations
@@ -106,16 +107,52 @@ def double(src: Path, dst: Path) -> None:
     dst.write_bytes(header + body + bytes(out))
 
 
+#: run in a fresh Python: the command's wall time, then the sum over the command's processes
+#: (itself and its descendants, found every 10 ms) of each one's peak RSS (VmHWM, kB)
+_PROBE = """
+import os, subprocess, sys, time
+
+def tree(pid):
+    todo, found = [pid], []
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return found
+
+def hwm(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+peaks = {}
+t = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+while child.poll() is None:
+    for p in tree(child.pid):
+        peaks[p] = max(peaks.get(p, 0), hwm(p))
+    time.sleep(0.01)
+wall = time.perf_counter() - t
+assert child.returncode == 0, child.returncode
+print(wall, sum(peaks.values()))
+"""
+
+
 def measure(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and the child's peak RSS in MB (run through a fresh Python)."""
-    probe = (
-        "import resource,subprocess,sys,time;t=time.perf_counter();"
-        "subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL,"
-        "check=True);"
-        "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    )
+    """Wall seconds and the peak RSS in MB summed over the command's processes (its own and
+    any it forks: each one's VmHWM, read every 10 ms while it runs), through a fresh Python."""
     out = subprocess.run(
-        [sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _PROBE, *cmd], capture_output=True, text=True, check=True
     ).stdout.split()
     return float(out[0]), int(out[1]) // 1024
 

@@ -1,4 +1,5 @@
-"""The fast path gives the reference path's rows, on every capture the tests can make.
+"""The fast path gives the reference path's rows, on every capture the tests can make; the
+CSV output on more than one core (`tcpclose.analyze.parallel`) is the single process's.
 
 The reference: `read_rows(..., reference=True)` reads frame by frame and feeds every segment
 through `ConnectionTracker.feed_reference` (the rules as written). The fast path: numpy
@@ -10,6 +11,8 @@ and the same warnings; one tracker fed both ways must hold the same state after 
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import shutil
 import socket
 import struct
@@ -21,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tcpclose.analyze.command import Options, run
 from tcpclose.analyze.reading import Analysis, read_rows
 from tcpclose.analyze.table import SWEEP, Row
 from tcpclose.classify import ConnectionTracker
@@ -48,9 +52,30 @@ def run_both(path: Path) -> tuple[list[Row], Analysis]:
         counts = (analysis.packets, analysis.tcp_packets, analysis.skipped, analysis.connections)
         results.append((rows, counts, analysis.warnings))
     assert results[0] == results[1]
+    single = csv_output(path, 1)
+    for workers in (2, 3):
+        assert csv_output(path, workers) == single
     if results[1][0] == "error":
         return [], Analysis()
     return results[1][0], analysis
+
+
+def csv_output(path: Path, workers: int) -> tuple[str, str]:
+    """`tcpclose analyze --csv path` (stdout, stderr) with `workers` processes (1: the single
+    process; more: `tcpclose.analyze.parallel`, forced on whatever the file's size)."""
+    saved = os.environ.get("TCPCLOSE_WORKERS")
+    os.environ["TCPCLOSE_WORKERS"] = str(workers)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        run(Options((path,), None, "csv", None), out, err)
+    except TcpcloseError as exc:
+        return "error", str(exc)
+    finally:
+        if saved is None:
+            del os.environ["TCPCLOSE_WORKERS"]
+        else:
+            os.environ["TCPCLOSE_WORKERS"] = saved
+    return out.getvalue(), err.getvalue()
 
 
 def state(tracker: ConnectionTracker) -> dict[str, object]:

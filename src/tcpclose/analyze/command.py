@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from tcpclose.analyze.capfile import open_capture
 from tcpclose.analyze.filter import ConnectionFilter
 from tcpclose.analyze.output import (
     TROUBLE,
@@ -99,6 +100,17 @@ def run(opts: Options, out: TextIO, err: TextIO) -> int:
 
 def _run(opts: Options, out: TextIO, err: TextIO) -> int:
     analysis = Analysis()
+    if opts.output == "csv" and opts.filter is None:
+        from tcpclose.analyze import parallel
+
+        workers = parallel.workers_for(opts.files)
+        if workers > 1:
+            for path in opts.files:  # a bad file fails before any row, as in one process
+                open_capture(path).close()
+            parallel.write_csv(opts.files, workers, out, analysis)
+            for warning in analysis.warnings:
+                err.write(f"tcpclose: warning: {warning}\n")
+            return int(ExitStatus.OK)
     rows = read_rows(opts.files, opts.filter, analysis=analysis, collect=opts.connection)
     summary = Summary()
     if opts.output == "csv":

@@ -153,23 +153,32 @@ def _decode_ipv4(lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray) -> D
     whole TCP header (`ok`), their keys made canonical (the smaller of the key and its reverse,
     as bytes; `swap`: the frame's key is the reverse). The other frames' values are
     meaningless: `decode` them one by one."""
-    count = len(starts)
-    out = Decoded(count)
+    headers = ipv4_headers(lt, buf, starts, ends)
+    if headers is None:  # BSD loopback and the like: frame by frame
+        return Decoded(len(starts))
+    h, n, ok = headers
+    return ipv4_fields(h, n, ends, ok)
+
+
+def ipv4_headers(
+    lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The 40 header bytes (IPv4 and TCP, if the frame is that) of every frame as rows `h`,
+    where the network layer starts (`n`), and which frames are plain IPv4 (no options, not a
+    fragment) with a whole TCP header (`ok`); None for the link types decoded frame by frame."""
     where = _NETWORK_AT.get(lt)
-    if where is None:  # BSD loopback and the like: frame by frame
-        return out
+    if where is None:
+        return None
     at_net, at_proto = where
     b = np.frombuffer(buf, dtype=np.uint8)
     last = len(b) - 1
     if len(b) < 40:
-        return out
+        return None
     n = starts + at_net
     # The 40 header bytes of every frame, as rows (from a window view: one copy per row;
     # a frame whose headers would pass the buffer's end gets other bytes, and is not ok).
     windows = np.lib.stride_tricks.sliding_window_view(b, 40)
     h = windows[np.minimum(n, len(windows) - 1)]
-    u16 = h.view(">u2").astype(np.int64)
-    u32 = h.view(">u4").astype(np.int64)
     ok = n + 40 <= ends  # also covers the link header
     if at_proto >= 0:
         proto = b[np.minimum(starts + at_proto, last)].astype(np.int64) << 8
@@ -177,6 +186,14 @@ def _decode_ipv4(lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray) -> D
     ok &= h[:, 0] == 0x45  # version 4, no options
     ok &= h[:, 9] == 6
     ok &= ((h[:, 6] & 0x1F) | h[:, 7]) == 0
+    return h, n, ok
+
+
+def ipv4_fields(h: np.ndarray, n: np.ndarray, ends: np.ndarray, ok: np.ndarray) -> Decoded:
+    """The `Decoded` fields of the frames whose header rows are `h` (see `ipv4_headers`)."""
+    out = Decoded(len(h))
+    u16 = h.view(">u2").astype(np.int64)
+    u32 = h.view(">u4").astype(np.int64)
     ip_len = u16[:, 1] - 20
     ip_len = np.where(ip_len < 0, ends - (n + 20), ip_len)
     sport = u16[:, 10]

@@ -1,0 +1,390 @@
+"""`tcpclose analyze --csv` on more than one core, with the single process's output.
+
+Every process (the command's own and `workers - 1` forked ones) reads and decodes the whole
+capture, which is the cheap part, but tracks only its share of the connections: those whose
+canonical key hashes to its index (`owner`, symmetric in the two directions, so both
+directions of a connection are in one share). Each process still counts every packet and
+sweeps at the same packets as the single process (`SWEEP`-th packets that are TCP), with the
+same time, so every connection ends at the same point of the capture as in one process.
+
+Each connection ends at a point of the capture: before packet p (a SYN that starts a new
+connection on its 4-tuple: tag 2p), in the sweep after packet p (tag 2p + 1), or at the end.
+One process prints rows in (tag, start order) order; so does the merge here. A connection's
+number is its rank by first packet among all connections: its number in its own share plus
+the connections of the other shares that started before it. Processes work in lockstep, one
+message per read chunk (that chunk's started connections and finished rows, as CSV lines
+without the number), so the parent holds at most a few chunks' rows.
+
+Only `--csv` without `--filter` takes this path (`eligible`); `TCPCLOSE_WORKERS` sets the
+number of processes (1: never; unset: 2 when there are 2 cores or more and the files hold
+at least `MIN_BYTES`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import heapq
+import os
+import pickle
+import traceback
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from functools import cache
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from tcpclose.analyze.capfile import open_capture
+from tcpclose.analyze.output import csv_header, csv_row
+from tcpclose.analyze.reading import Analysis
+from tcpclose.analyze.table import (
+    SWEEP,
+    ConnectionTable,
+    Row,
+    decode,
+    ipv4_fields,
+    ipv4_headers,
+    reverse_key,
+)
+
+#: files smaller than this (in all) are analysed in one process
+MIN_BYTES = 50_000_000
+#: the tag of the connections finished at the end of the capture
+_END = 1 << 62
+_MIX = 0x9E3779B1
+#: the part of an even share that share 0 (the parent, which also merges) tracks
+PARENT_SHARE = 0.88
+
+
+def workers_for(paths: Sequence[Path]) -> int:
+    """How many processes to analyse these files with (1: the single-process path)."""
+    setting = os.environ.get("TCPCLOSE_WORKERS", "")
+    if setting:
+        try:
+            return max(1, int(setting))
+        except ValueError:
+            return 1
+    if (os.cpu_count() or 1) < 2 or not hasattr(os, "fork"):
+        return 1
+    try:
+        size = sum(p.stat().st_size for p in paths)
+    except OSError:
+        return 1
+    return 2 if size >= MIN_BYTES else 1
+
+
+def owner(canonical: bytes, alen: int, workers: int) -> int:
+    """The share (0 .. workers - 1) of the connection with this key (either direction's)."""
+    a = int.from_bytes(canonical[:alen], "big") ^ int.from_bytes(canonical[alen : 2 * alen], "big")
+    while a >> 32:
+        a = (a & 0xFFFFFFFF) ^ (a >> 32)
+    ports = int.from_bytes(canonical[2 * alen : 2 * alen + 2], "big") ^ int.from_bytes(
+        canonical[2 * alen + 2 : 2 * alen + 4], "big"
+    )
+    h = (a ^ ports ^ (ports << 16)) & 0xFFFFFFFF
+    return bisect_right(_cuts(workers), (h * _MIX) & 0xFFFFFFFF)
+
+
+def _owners(h: np.ndarray, workers: int) -> np.ndarray:
+    """`owner` of the IPv4 frames whose 40 header bytes are the rows of `h`."""
+    u32 = h.view(">u4")
+    u16 = h.view(">u2")
+    ports = (u16[:, 10] ^ u16[:, 11]).astype(np.uint64)
+    addresses = (u32[:, 3] ^ u32[:, 4]).astype(np.uint64)
+    mixed = ((addresses ^ ports ^ (ports << np.uint64(16))) * np.uint64(_MIX)) & (
+        np.uint64(0xFFFFFFFF)
+    )
+    return np.searchsorted(np.array(_cuts(workers), dtype=np.uint64), mixed, side="right")
+
+
+@cache
+def _cuts(workers: int) -> list[int]:
+    """Where each share's hash values end (32-bit): share 0, this process's, which also
+    merges and writes the rows, gets `PARENT_SHARE` of a share's due; the others the rest."""
+    first = PARENT_SHARE / workers
+    rest = (1 - first) / (workers - 1) if workers > 1 else 0.0
+    return [int((first + rest * i) * (1 << 32)) for i in range(workers - 1)]
+
+
+class ShareTable(ConnectionTable):
+    """A `ConnectionTable` that tracks only the connections of share `index` of `workers`, and
+    tags every finished row with where in the capture it finished (`tag`)."""
+
+    def __init__(self, done: Callable[[Row], None], index: int, workers: int) -> None:
+        super().__init__(done)
+        self.index = index
+        self.workers = workers
+        #: where the row being finished ends: 2p (before packet p), 2p + 1 (sweep after p)
+        self.tag = 0
+        #: the packet number (1-based) of each of this share's connections' first packet
+        self.started: list[int] = []
+
+    def _new(
+        self,
+        key: bytes,
+        canonical: bytes,
+        swap: bool,
+        alen: int,
+        t: float,
+        sport: int,
+        dport: int,
+        flags: int,
+    ) -> list | None:
+        entry = super()._new(key, canonical, swap, alen, t, sport, dport, flags)
+        self.started.append(self.packets)
+        return entry
+
+    def _sweep(self, now: float) -> None:
+        self.tag = 2 * self.packets + 1
+        super()._sweep(now)
+
+    def finish(self) -> None:
+        self.tag = _END
+        super().finish()
+
+    def _frame(self, lt: int, t: float, buf: bytes, off: int, end: int) -> None:
+        decoded = decode(lt, buf, off, end)
+        if decoded is not None:
+            key, alen = decoded[0], decoded[1]
+            reverse = reverse_key(key, alen)
+            canonical = reverse if reverse < key else key
+            if owner(canonical, alen, self.workers) != self.index:
+                # Another share's: only the sweep the single process makes after it.
+                self.tcp_packets += 1
+                if not self.packets & (SWEEP - 1):
+                    self._sweep(t)
+                return
+        self.tag = 2 * self.packets
+        super()._frame(lt, t, buf, off, end)
+
+    def _scan_batch(
+        self, lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray, times: np.ndarray
+    ) -> None:
+        base = self.packets
+        count = len(starts)
+        headers = ipv4_headers(lt, buf, starts, ends)
+        if headers is None:
+            for i in range(count):
+                self.packets = base + i + 1
+                self._frame(lt, float(times[i]), buf, int(starts[i]), int(ends[i]))
+            return
+        h, n, ok = headers
+        mine = ok & (_owners(h, self.workers) == self.index)
+        numbers = np.arange(base + 1, base + count + 1, dtype=np.int64)
+        sweeps = (numbers & (SWEEP - 1)) == 0
+        sel = np.flatnonzero(~ok | mine | sweeps)
+        ends_sel = ends[sel]
+        d = ipv4_fields(h[sel], n[sel], ends_sel, ok[sel])
+        self.tcp_packets += int(np.count_nonzero(ok))
+        get = self._flows.get
+        sweep_mask = SWEEP - 1
+        for i, own, ok1, t, key, swap, flags, seq, ack, win, length in zip(
+            sel.tolist(),
+            mine[sel].tolist(),
+            d.ok,
+            times[sel].tolist(),
+            d.keys,
+            d.swap,
+            d.flags,
+            d.seq,
+            d.ack,
+            d.win,
+            d.length,
+            strict=True,
+        ):
+            packets = base + i + 1
+            if not ok1:
+                self.packets = packets
+                self._frame(lt, t, buf, int(starts[i]), int(ends[i]))
+                continue
+            if own:
+                entry = get(key)
+                if entry is None or (
+                    flags & 0x12 == 0x02
+                    and entry[0].starts_new_connection(entry[1] != swap, flags, seq)
+                ):
+                    raw = key[4:8] + key[:4] + key[10:] + key[8:10] if swap else key
+                    self.packets = packets
+                    if entry is not None:
+                        self.tag = 2 * packets
+                        self._finish(entry)
+                    sport = int(h[i, 20]) << 8 | int(h[i, 21])
+                    dport = int(h[i, 22]) << 8 | int(h[i, 23])
+                    entry = self._new(raw, key, swap, 4, t, sport, dport, flags)
+                    assert entry is not None  # no filter
+                entry[0].feed_fields(t, entry[1] != swap, flags, seq, ack, win, length)
+            if not packets & sweep_mask:
+                self.packets = packets
+                self._sweep(t)
+        self.packets = base + count
+
+
+#: a finished row: (tag, first packet, share, number in the share, CSV line without number)
+ShareRow = tuple[int, int, int, int, str]
+#: rows per message when the connections left at the end are finished
+_END_SLICE = 2048
+
+
+class _Share:
+    """One share's analysis as messages (started, rows): after every read chunk the first
+    packets of the connections started in it and the rows finished in it, then the rows
+    finished at the end, `_END_SLICE` at a time (the end finishes many connections at once)."""
+
+    def __init__(self, paths: Sequence[Path], index: int, workers: int) -> None:
+        self.paths = paths
+        self.index = index
+        self.workers = workers
+        self.warnings: list[str] = []
+        self.packets = 0
+
+    def messages(self) -> Iterator[tuple[list[int], list[ShareRow]]]:
+        index = self.index
+        rows: list[ShareRow] = []
+        table: ShareTable
+
+        def done(row: Row) -> None:
+            line = csv_row(Row(0, row.verdict))  # "0," then the rest
+            number = row.number
+            rows.append((table.tag, table.started[number], index, number, line[2:]))
+
+        table = ShareTable(done, index, self.workers)
+        sent = 0
+        files = [open_capture(p) for p in self.paths]
+        try:
+            for capture in files:
+                for batch in capture.batches():
+                    table.scan_batch(*batch)
+                    yield table.started[sent:], rows
+                    sent = len(table.started)
+                    rows = []
+                if capture.stopped:
+                    self.warnings.append(capture.stopped)
+        finally:
+            for capture in files:
+                capture.close()
+        table.tag = _END
+        left = list(table._live.values())
+        for at in range(0, len(left), _END_SLICE):
+            for entry in left[at : at + _END_SLICE]:
+                table._finish(entry)
+            yield [], rows
+            rows = []
+        table.finish()  # nothing left to finish: clears what the table keeps
+        self.packets = table.packets
+
+
+def _child(paths: Sequence[Path], index: int, workers: int, fd: int) -> None:
+    """A forked worker: its messages pickled to `fd` (length, then bytes); None at the end,
+    or ("error", text) if it failed."""
+    out = os.fdopen(fd, "wb", buffering=1 << 16)
+
+    def send(message: object) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(len(data).to_bytes(8, "little"))
+        out.write(data)
+        out.flush()
+
+    try:
+        for message in _Share(paths, index, workers).messages():
+            send(message)
+        send(None)
+    except BaseException:  # reported to the parent, which fails too
+        send(("error", traceback.format_exc()))
+    out.flush()
+
+
+class _Reader:
+    """The parent's end of a worker's pipe: the worker's messages."""
+
+    def __init__(self, fd: int) -> None:
+        self._f = os.fdopen(fd, "rb", buffering=1 << 16)
+
+    def messages(self) -> Iterator[tuple[list[int], list[ShareRow]]]:
+        while True:
+            head = self._f.read(8)
+            if len(head) < 8:
+                raise RuntimeError("a tcpclose analyze worker ended without its results")
+            got = pickle.loads(self._f.read(int.from_bytes(head, "little")))
+            if got is None:
+                return
+            if got[0] == "error":
+                raise RuntimeError(f"a tcpclose analyze worker failed:\n{got[1]}")
+            yield got
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def write_csv(paths: Sequence[Path], workers: int, out: TextIO, analysis: Analysis) -> None:
+    """Write the CSV of `tcpclose analyze --csv` (header included), analysed by `workers`
+    processes; the files' warnings go to `analysis.warnings`. The files must have been opened
+    and checked already (errors in the header come from the single-process checks)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    children: list[tuple[int, _Reader]] = []
+    try:
+        for index in range(1, workers):
+            read_fd, write_fd = os.pipe()
+            with contextlib.suppress(OSError):  # room for a few chunks' messages
+                fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+            pid = os.fork()
+            if pid == 0:  # the worker
+                status = 0
+                try:
+                    os.close(read_fd)
+                    for _, reader in children:
+                        reader.close()
+                    _child(paths, index, workers, write_fd)
+                except BaseException:  # the worker exits, the parent fails
+                    status = 1
+                finally:
+                    os._exit(status)
+            os.close(write_fd)
+            children.append((pid, _Reader(read_fd)))
+        own = _Share(paths, 0, workers)
+        streams = [own.messages()] + [reader.messages() for _, reader in children]
+        _merge(streams, workers, out)
+        analysis.warnings.extend(own.warnings)
+        analysis.packets = own.packets
+    finally:
+        for pid, reader in children:
+            reader.close()
+            os.waitpid(pid, 0)
+        if collecting:
+            gc.enable()
+
+
+def _merge(
+    streams: list[Iterator[tuple[list[int], list[ShareRow]]]], workers: int, out: TextIO
+) -> None:
+    """Write the rows of every share in (tag, first packet) order, each with its number.
+
+    The streams are read as the merge needs their rows. When a row is written, every other
+    share's next row ends at or after it, so that share's message with that row, and its
+    connections started up to there (up to the row's first packet at least), are in."""
+    started = [array("q") for _ in range(workers)]
+
+    def rows(share: int) -> Iterator[ShareRow]:
+        for first, finished in streams[share]:
+            started[share].extend(first)
+            yield from finished
+
+    write = out.write
+    write(csv_header())
+    lines: list[str] = []
+    for _, first, share, number, line in heapq.merge(*[rows(s) for s in range(workers)]):
+        for other in range(workers):
+            if other != share:
+                number += bisect_left(started[other], first)
+        lines.append(f"{number},{line}")
+        if len(lines) >= 4096:
+            write("".join(lines))
+            lines = []
+    write("".join(lines))
+    for share in range(workers):
+        for _ in rows(share):  # the streams' ends (the workers' last messages)
+            raise RuntimeError("a tcpclose analyze worker has rows after the end")
