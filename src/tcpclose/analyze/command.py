@@ -35,7 +35,6 @@ from tcpclose.argparsing import Parser
 from tcpclose.errors import InputError
 from tcpclose.status import ExitStatus
 
-HELP = "how every TCP connection in a capture ended"
 
 
 def configure(parser: Parser) -> None:
