@@ -36,7 +36,6 @@ from tcpclose.errors import InputError
 from tcpclose.status import ExitStatus
 
 
-
 def configure(parser: Parser) -> None:
     parser.description = (
         "Read pcap/pcapng files (gzip too) and tell, for every TCP connection, how it ended: "
