@@ -202,6 +202,9 @@ def test_table_and_timeline(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", "--connection", "1", str(DATA / "three-closes.pcap")]) == 0
     out = capsys.readouterr().out
     assert "'Hi, data1'" in out and "<-" in out and "rst-after-close" in out
+    # The lab's diagram: the answer drawn from the responder, the RST from the originator.
+    assert "|<------------ Hi, data1 ------------|" in out
+    assert "|--------------- RST --------------->|" in out
     assert main(["analyze", "--connection", "7", str(DATA / "three-closes.pcap")]) == 5
 
 

@@ -1,8 +1,6 @@
-"""`--connection N`: one connection's packets as a per-packet timeline table.
-
-This is the one place to switch to the lab's diagram renderer (`tcpclose.render.text`) once it
-exists: `render_timeline` takes the verdict and the packets and returns text.
-"""
+"""`--connection N`: one connection drawn by the lab's diagram renderer (`tcpclose.render.text`),
+the originator as the client lifeline and the responder as the server, then every packet with
+its relative sequence numbers, then the verdict."""
 
 from __future__ import annotations
 
@@ -11,15 +9,20 @@ from collections.abc import Sequence
 from tcpclose.analyze.output import endpoint
 from tcpclose.classify import ConnectionVerdict
 from tcpclose.model.packet import Packet, flag_letters
+from tcpclose.model.timeline import Timeline
+from tcpclose.render.text import render_diagram
 
 _M32 = 0xFFFFFFFF
 
 
 def render_timeline(number: int, verdict: ConnectionVerdict, packets: Sequence[Packet]) -> str:
-    """A text table: time (ms from the first packet), direction, flags, relative seq/ack,
-    payload length and a payload preview; then the verdict."""
+    """The sequence diagram, then a text table: time (ms from the first packet), direction,
+    flags, relative seq/ack, payload length and a payload preview; then the verdict."""
     orig, resp = endpoint(verdict.originator), endpoint(verdict.responder)
-    lines = [f"connection {number}: {orig} (originator) <-> {resp} (responder)"]
+    lines = [f"connection {number}: {orig} (originator, drawn as client) <-> {resp} (responder)"]
+    timeline = Timeline.build(packets, server=verdict.responder, client=verdict.originator)
+    lines += render_diagram(timeline).splitlines()
+    lines.append("")
     header = f"{'ms':>10}  {'dir':<4} {'flags':<6} {'seq':>10} {'ack':>10} {'len':>6}  payload"
     lines.append(header)
     base: dict[tuple[str, int], int] = {}
