@@ -73,18 +73,14 @@ class LabVerdict:
 
 #: events that can make a kernel send FIN or RST
 _CAUSES = frozenset({"close", "shutdown", "abort", "exit", "call", "killed", "error"})
-#: the lesson's programs log close/shutdown/abort when the call has returned: an event of
-#: theirs this soon after a segment is the call that sent it (generous: loaded machines)
-CALL_LAG = 0.2
-_CLOSING = frozenset({"close", "shutdown", "abort"})
 
 
 def cause_of(timeline: Timeline, index: int) -> str:
     """The sender's call that made its kernel send this segment.
 
-    Actors stamp each call's start (`started_ns`): a call in progress when the segment went out
-    sent it. The lesson's programs log after the call: the first close/shutdown/abort logged
-    shortly after the segment sent it. Otherwise the sender's last call before it.
+    Calls that send (the actors' calls, the lesson client's close/shutdown/abort) carry when
+    they began (`started_ns`): a call in progress when the segment went out sent it. Otherwise
+    it is the sender's last call before it (an exit, a killed process, an earlier call).
     """
     seg = timeline.entries[index]
     assert isinstance(seg, Segment)
@@ -97,13 +93,6 @@ def cause_of(timeline: Timeline, index: int) -> str:
     for note in mine:
         started = note.event.get("started_ns")
         if started is not None and started <= sent_ns <= note.event.t_ns:
-            return event_label(note.event)
-    for note in mine:
-        if (
-            note.event.event in _CLOSING
-            and note.event.get("started_ns") is None
-            and 0 <= note.t - seg.t <= CALL_LAG
-        ):
             return event_label(note.event)
     before = [n for n in mine if n.event.get("started_ns", n.event.t_ns) <= sent_ns]
     return event_label(before[-1].event) if before else "nothing"
