@@ -96,6 +96,13 @@ def in_child(log: EventLog, body: Callable[[], None], *, sigpipe_default: bool =
         log.emit("killed", signal=name, text=f"child killed by {name}")
 
 
+def fork_and_call(stage: Stage, label: str, fn: Callable[[], Any]) -> None:
+    """fork() the server: its socket now has two references; the child makes one call
+    (recorded as `label`) and exits, the parent waits for it."""
+    stage.server.emit("fork", text="fork(): 2 references")
+    in_child(stage.server, lambda: call(stage.server, label, fn))
+
+
 # --- the actors ----------------------------------------------------------------------------
 
 
@@ -132,8 +139,7 @@ def unread_data_close(stage: Stage) -> None:
 def fork_close(stage: Stage) -> None:
     """After fork() two processes hold the socket: close() in one sends nothing."""
     c, s = stage.pair()
-    stage.server.emit("fork", text="fork(): 2 references")
-    in_child(stage.server, lambda: call(stage.server, "close() in child", s.close))
+    fork_and_call(stage, "close() in child", s.close)
     settle()
     call(stage.server, "write() in parent", lambda: s.send(b"still open"))
     settle()
@@ -147,13 +153,7 @@ def fork_close(stage: Stage) -> None:
 def fork_shutdown(stage: Stage) -> None:
     """After fork(), shutdown(SHUT_WR) in one process: FIN now, for every holder."""
     c, s = stage.pair()
-    stage.server.emit("fork", text="fork(): 2 references")
-    in_child(
-        stage.server,
-        lambda: call(
-            stage.server, "shutdown(SHUT_WR) in child", lambda: s.shutdown(socket.SHUT_WR)
-        ),
-    )
+    fork_and_call(stage, "shutdown(SHUT_WR) in child", lambda: s.shutdown(socket.SHUT_WR))
     settle()
     call(stage.client, "read()", lambda: c.recv(4096))
     call(stage.server, "write() in parent", lambda: s.send(b"too late"))
@@ -208,13 +208,7 @@ def shut_wr_write(stage: Stage) -> None:
 def shut_rdwr(stage: Stage) -> None:
     """shutdown(SHUT_RDWR) in a forked child: unlike close(), it ignores the reference count."""
     c, s = stage.pair()
-    stage.server.emit("fork", text="fork(): 2 references")
-    in_child(
-        stage.server,
-        lambda: call(
-            stage.server, "shutdown(SHUT_RDWR) in child", lambda: s.shutdown(socket.SHUT_RDWR)
-        ),
-    )
+    fork_and_call(stage, "shutdown(SHUT_RDWR) in child", lambda: s.shutdown(socket.SHUT_RDWR))
     settle()
     call(stage.client, "read()", lambda: c.recv(4096))
     call(stage.server, "read() in parent", lambda: s.recv(4096))
