@@ -66,10 +66,6 @@ class Timeline:
     def notes(self) -> tuple[Note, ...]:
         return tuple(e for e in self.entries if isinstance(e, Note))
 
-    @property
-    def duration(self) -> float:
-        return self.entries[-1].t if self.entries else 0.0
-
     def events_of(self, role: Role, name: str | None = None) -> list[AppEvent]:
         return [
             note.event
