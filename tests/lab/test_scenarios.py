@@ -8,15 +8,21 @@ import pytest
 from tcpclose.lab.runner import LabRun
 from tcpclose.lab.scenarios import CATALOG
 from tcpclose.lab.verdicts import LabVerdict
+from tcpclose.render.text import diagram_rows
 
 
 def calls(run: LabRun, role: str) -> list[tuple[str, object, str | None]]:
-    return [(c.call, c.result, c.errno) for c in run.verdict.calls if c.role == role]
+    """`role`'s calls as (stable id, result, errno), in order."""
+    return [(c.id, c.result, c.errno) for c in run.verdict.calls if c.role == role]
 
 
-def call(run: LabRun, label: str) -> tuple[object, str | None]:
-    found = [(c.result, c.errno) for c in run.verdict.calls if c.call == label]
-    assert found, f"no call {label!r} in {run.verdict.calls}"
+def call(run: LabRun, call_id: str, role: str = "") -> tuple[object, str | None]:
+    found = [
+        (c.result, c.errno)
+        for c in run.verdict.calls
+        if c.id == call_id and (not role or c.role == role)
+    ]
+    assert found, f"no call {call_id!r} in {run.verdict.calls}"
     return found[0]
 
 
@@ -92,6 +98,9 @@ def test_close_late_shows_the_first_answer(catalog_runs: dict[str, LabRun]) -> N
     v = catalog_runs["close-late"].verdict
     assert v.answers_delivered == ("Hi, data1",) and v.answers_lost == ("Hi, data2",)
     assert v.first_rst is not None and v.first_rst.in_reply_to == "Hi, data2"
+    # the client's FIN came from its close() (stamped), not "in reply to" Hi, data1
+    assert v.first_fin is not None and v.first_fin.after_id == "close"
+    assert v.first_fin.in_reply_to is None
     assert "Hi, data1\n" in catalog_runs["close-late"].client.stdout
 
 
@@ -122,33 +131,37 @@ def test_exit_without_close_still_sends_fin(catalog_runs: dict[str, LabRun]) -> 
     v = catalog_runs["exit-without-close"].verdict
     assert v.first_fin is not None and v.first_fin.by == "server"
     assert v.first_fin.after == "exit(0), no close()"
-    assert calls(catalog_runs["exit-without-close"], "client")[-1] == ("read()", 0, None)
+    assert call(catalog_runs["exit-without-close"], "read.2") == (0, None)
 
 
 def test_unread_data_close_sends_rst(catalog_runs: dict[str, LabRun]) -> None:
     v = catalog_runs["unread-data-close"].verdict
     assert v.rsts == ("server",) and v.fins == ()
-    assert call(catalog_runs["unread-data-close"], "read()") == (None, "ECONNRESET")
+    assert call(catalog_runs["unread-data-close"], "read") == (None, "ECONNRESET")
+    first_rst = catalog_runs["unread-data-close"].verdict.first_rst
+    assert first_rst is not None and first_rst.after_id == "close.unread"
+    assert first_rst.in_reply_to is None  # close() sent it; it answered nothing
 
 
 def test_fork_close_sends_nothing_until_the_last_reference(catalog_runs: dict[str, LabRun]) -> None:
     run = catalog_runs["fork-close"]
     assert run.verdict.first_fin is not None
     assert run.verdict.first_fin.after == "close() in parent"
-    assert call(run, "write() in parent") == (10, None)
+    assert run.verdict.first_fin.after_id == "close.parent"
+    assert call(run, "write.parent") == (10, None)
 
 
 def test_fork_shutdown_sends_fin_at_once(catalog_runs: dict[str, LabRun]) -> None:
     run = catalog_runs["fork-shutdown"]
     assert run.verdict.first_fin is not None
     assert run.verdict.first_fin.after == "shutdown(SHUT_WR) in child"
-    assert call(run, "write() in parent") == (None, "EPIPE")
-    assert call(run, "read() in parent") == (5, None)
+    assert call(run, "write.parent") == (None, "EPIPE")
+    assert call(run, "read.parent") == (5, None)
 
 
 def test_shut_rd_on_linux_discards_nothing(catalog_runs: dict[str, LabRun]) -> None:
     run = catalog_runs["shut-rd"]
-    reads = [(r, e) for c, r, e in calls(run, "server") if c == "read()"]
+    reads = [(r, e) for c, r, e in calls(run, "server") if c.startswith("read")]
     assert reads == [(6, None), (5, None), (0, None)]  # "before", then "after", then EOF
     after = next(s for s in run.timeline.segments if s.packet.payload == b"after")
     acked = [
@@ -157,36 +170,66 @@ def test_shut_rd_on_linux_discards_nothing(catalog_runs: dict[str, LabRun]) -> N
         if s.sender.value == "server" and s.packet.ack == after.packet.seq_end
     ]
     assert acked, "the data sent after SHUT_RD was not ACKed"
+    # the server's FIN came from its close(), not from the write before it
+    fin = run.verdict.first_fin
+    assert fin is not None and (fin.by, fin.after_id) == ("server", "close")
 
 
 def test_shut_wr_write(catalog_runs: dict[str, LabRun]) -> None:
     run = catalog_runs["shut-wr-write"]
-    assert call(run, "write(late)") == (None, "EPIPE")
+    assert call(run, "write.late") == (None, "EPIPE")
     assert "client SIGPIPE" in run.verdict.signals
-    assert next(c for c in calls(run, "client") if c[0] == "read()") == ("read()", 2, None)
+    assert call(run, "read.1") == (2, None)
 
 
 def test_shut_rdwr_ignores_the_reference_count(catalog_runs: dict[str, LabRun]) -> None:
     run = catalog_runs["shut-rdwr"]
     assert run.verdict.first_fin is not None
     assert run.verdict.first_fin.after == "shutdown(SHUT_RDWR) in child"
-    assert call(run, "read() in parent") == (0, None)
-    assert call(run, "write() in parent") == (None, "EPIPE")
+    assert call(run, "read.parent") == (0, None)
+    assert call(run, "write.parent") == (None, "EPIPE")
 
 
 def test_write_and_read_after_rst(catalog_runs: dict[str, LabRun]) -> None:
     w = catalog_runs["write-after-rst"]
-    assert call(w, "write() #1") == (None, "ECONNRESET")
-    assert call(w, "write() #2") == (None, "EPIPE")
+    assert call(w, "write.1") == (None, "ECONNRESET")
+    assert call(w, "write.2") == (None, "EPIPE")
     assert "server SIGPIPE" in w.verdict.signals
     r = catalog_runs["read-after-rst"]
-    assert call(r, "read() #1") == (None, "ECONNRESET")
-    assert call(r, "read() #2") == (0, None)
+    assert call(r, "read.1") == (None, "ECONNRESET")
+    assert call(r, "read.2") == (0, None)
 
 
 def test_close_flushes_the_send_buffer(catalog_runs: dict[str, LabRun]) -> None:
     run = catalog_runs["close-flushes"]
-    assert call(run, "read() until EOF") == (256 * 1024, None)
+    assert call(run, "read.until-eof") == (256 * 1024, None)
     fin = next(s for s in run.timeline.segments if s.packet.fin)
     data = [s for s in run.timeline.segments if s.packet.length]
     assert all(s.t <= fin.t for s in data) and fin.sender.value == "client"
+    # whatever segment carries the client's FIN, the terminal diagram shows it
+    rows = [r for r in diagram_rows(run.timeline) if r.lane.endswith(">|") and "FIN" in r.lane]
+    assert len(rows) == 1, [r.lane for r in diagram_rows(run.timeline)]
+
+
+def test_exit_with_unread_data_sends_rst(catalog_runs: dict[str, LabRun]) -> None:
+    run = catalog_runs["exit-unread"]
+    v = run.verdict
+    assert v.rsts == ("server",) and "server" not in v.fins
+    assert v.first_rst is not None and v.first_rst.after_id == "exit"
+    assert v.first_rst.in_reply_to is None
+    assert call(run, "read.1") == (None, "ECONNRESET")
+
+
+def test_read_after_rst_returns_the_queued_data_first(catalog_runs: dict[str, LabRun]) -> None:
+    run = catalog_runs["read-after-rst-queued"]
+    assert run.verdict.rsts == ("client",)
+    assert [call(run, f"read.{n}") for n in (1, 2, 3)] == [(5, None), (None, "ECONNRESET"),
+                                                           (0, None)]  # fmt: skip
+
+
+def test_rst_in_close_wait_is_never_reported_to_read(catalog_runs: dict[str, LabRun]) -> None:
+    run = catalog_runs["read-after-rst-close-wait"]
+    v = run.verdict
+    assert v.fins[:1] == ("client",) and v.rsts == ("client",)
+    assert [call(run, f"read.{n}") for n in (1, 2, 3)] == [(0, None)] * 3
+    assert call(run, "write", "server") == (None, "EPIPE")

@@ -164,6 +164,30 @@ CLAIMS: tuple[Claim, ...] = (
         ("sigpipe-default", "sigpipe-handler"),
         j.sigint_typo,
     ),
+    Claim(
+        "exit-unread-rst",
+        "kernel fact: a process that exits with unread input sends RST, not FIN (its kernel "
+        "closes the socket as close() would)",
+        "thought question 1 (unread input)",
+        ("exit-unread",),
+        j.exit_unread_rst,
+    ),
+    Claim(
+        "rst-keeps-queued-data",
+        "kernel fact: after the peer's RST, read() still returns the data already queued, then "
+        "reports the reset (ECONNRESET)",
+        "close(fd) (the peer's RST)",
+        ("read-after-rst-queued",),
+        j.rst_keeps_queued_data,
+    ),
+    Claim(
+        "rst-in-close-wait",
+        "kernel fact: an RST arriving after the peer's FIN (CLOSE_WAIT) is never reported to "
+        "read(), which keeps returning EOF",
+        "shutdown(fd, how) (the peer's RST)",
+        ("read-after-rst-close-wait",),
+        j.rst_in_close_wait,
+    ),
 )
 
 BY_ID: dict[str, Claim] = {c.id: c for c in CLAIMS}

@@ -139,6 +139,21 @@ CATALOG: tuple[Scenario, ...] = (
         "reading a reset connection reports the reset, once",
     ),
     _actor(
+        "exit-unread",
+        "a process exits with unread data in its receive buffer",
+        "the kernel closes an exiting process's sockets: FIN, or RST when input was unread?",
+    ),
+    _actor(
+        "read-after-rst-queued",
+        "reading after an RST, with the peer's data still queued",
+        "after the peer's RST, does read() return the data already queued, or ECONNRESET?",
+    ),
+    _actor(
+        "read-after-rst-close-wait",
+        "reading after an RST in CLOSE_WAIT (the peer half-closed first)",
+        "an RST after the peer's FIN: is the reset ever reported to read()?",
+    ),
+    _actor(
         "close-flushes",
         "close() right after a 256 KiB write",
         "close() still sends what is in the send buffer, then FIN",

@@ -1,8 +1,9 @@
-"""Verdicts: pure functions from a timeline and the programs' outcomes to what happened.
+"""Verdicts: from a run's facts (`tcpclose.facts.RunFacts`) to what happened, in words.
 
-Facts first (who sent the first FIN and the first RST and in reply to what, which answers came
-back, which calls failed with which errno, how each program ended), then one plain sentence
-built from those facts. Nothing here knows which answer to expect from the kernel: change the
+The facts (who sent the first FIN and the first RST and in reply to what, which answers came
+back, which calls failed with which errno, how each program ended) are computed once by the
+facts layer; this module names them and builds one plain sentence from them.
+Nothing here knows which answer to expect from the kernel: change the
 packets and the sentence changes with them.
 """
 
@@ -11,16 +12,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from tcpclose.classify import classify_packets
-from tcpclose.model.timeline import Note, Role, Segment, Timeline
-from tcpclose.render.labels import event_label, segment_label
+from tcpclose.facts import Ending, RunFacts, WireFact
+from tcpclose.model.event import Syscall
+from tcpclose.model.timeline import Role, Timeline
+from tcpclose.render.labels import cause_label, wire_label
 
 if TYPE_CHECKING:
     from tcpclose.lab.processes import ProcessOutcome
     from tcpclose.lab.scenarios import Scenario
-
-#: an RST this soon after a peer's segment is taken to answer it (loopback answers in µs)
-REPLY_WINDOW = 0.05
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,9 @@ class Mark:
 
     by: str  #: "client" or "server"
     ms: float
-    after: str  #: the sender's own last call before it, e.g. "close()"
+    after: str  #: the sender's call that sent it (or its last before it), e.g. "close()"
     in_reply_to: str | None  #: the peer's segment it answered, e.g. "Hi, data1"
+    after_id: str | None = None  #: that call's stable identifier, e.g. "close.child"
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,11 @@ class Call:
     """One call an actor or program made and what it returned."""
 
     role: str
-    call: str
+    call: str  #: display label
     result: Any  #: int / byte count, or None when it failed
     errno: str | None
     data: str | None = None
+    id: str = ""  #: stable identifier
 
 
 @dataclass(frozen=True)
@@ -66,164 +67,121 @@ class LabVerdict:
     conn_state: str | None = None
     history: str | None = None
     conclusion: str = ""
+    #: the facts this verdict was drawn from (computed once; judges and renderers read them)
+    facts: RunFacts | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(replace(self, facts=None))
+        del out["facts"]
+        return out
 
 
-#: events that can make a kernel send FIN or RST
-_CAUSES = frozenset({"close", "shutdown", "abort", "exit", "call", "killed", "error"})
-
-
-def cause_of(timeline: Timeline, index: int) -> str:
-    """The sender's call that made its kernel send this segment.
-
-    Calls that send (the actors' calls, the lesson client's close/shutdown/abort) carry when
-    they began (`started_ns`): a call in progress when the segment went out sent it. Otherwise
-    it is the sender's last call before it (an exit, a killed process, an earlier call).
-    """
-    seg = timeline.entries[index]
-    assert isinstance(seg, Segment)
-    sent_ns = (timeline.start + seg.t) * 1e9
-    mine = [
-        e
-        for e in timeline.entries
-        if isinstance(e, Note) and e.role is seg.sender and e.event.event in _CAUSES
-    ]
-    for note in mine:
-        started = note.event.get("started_ns")
-        if started is not None and started <= sent_ns <= note.event.t_ns:
-            return event_label(note.event)
-    before = [n for n in mine if n.event.get("started_ns", n.event.t_ns) <= sent_ns]
-    return event_label(before[-1].event) if before else "nothing"
-
-
-def reply_to(timeline: Timeline, index: int) -> str | None:
-    """The peer's segment (data or FIN) that this one answered, if it came within the window."""
-    seg = timeline.entries[index]
-    for entry in reversed(timeline.entries[:index]):
-        if seg.t - entry.t > REPLY_WINDOW:
-            break
-        if (
-            isinstance(entry, Segment)
-            and entry.sender is not seg.sender
-            and (entry.packet.length or entry.packet.fin)
-        ):
-            return segment_label(entry.packet, limit=40)
-    return None
-
-
-def _mark(timeline: Timeline, index: int) -> Mark:
-    seg = timeline.entries[index]
-    assert isinstance(seg, Segment)
+def mark(facts: RunFacts, wire: WireFact | None) -> Mark | None:
+    """A FIN or RST as the verdict names it."""
+    if wire is None:
+        return None
+    answered = facts.segment(wire.in_reply_to)
     return Mark(
-        seg.sender.value,
-        round(seg.t * 1000, 1),
-        cause_of(timeline, index),
-        reply_to(timeline, index),
+        wire.by.value,
+        round(wire.t * 1000, 1),
+        cause_label(wire.cause),
+        wire_label(answered) if answered else None,
+        wire.cause_id,
     )
 
 
-def _first(timeline: Timeline, flag: str) -> Mark | None:
-    for i, entry in enumerate(timeline.entries):
-        if isinstance(entry, Segment) and getattr(entry.packet, flag):
-            return _mark(timeline, i)
-    return None
+def endings(client: ProcessOutcome, server: ProcessOutcome) -> dict[Role, Ending]:
+    return {
+        Role.CLIENT: Ending(client.exit_status, client.signal, client.ended_ns),
+        Role.SERVER: Ending(server.exit_status, server.signal, server.ended_ns),
+    }
 
 
-def _calls(timeline: Timeline) -> tuple[Call, ...]:
-    calls = []
-    for note in timeline.notes:
-        e = note.event
-        if e.event == "call":
-            calls.append(
-                Call(e.role, str(e.get("call")), e.get("result"), e.get("errno"), e.get("data"))
-            )
-        elif e.event == "error":
-            calls.append(Call(e.role, f"{e.get('call')}()", None, e.get("errno")))
-    return tuple(calls)
-
-
-def _answers(timeline: Timeline) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Messages the client sent, the answers they call for, and those that reached it."""
-    messages = tuple(str(e.get("data")) for e in timeline.events_of(Role.CLIENT, "sent"))
-    expected = tuple(f"Hi, {m}" for m in messages)
-    stream = "".join(str(e.get("data")) for e in timeline.events_of(Role.CLIENT, "received"))
-    delivered = tuple(a for a in expected if a in stream)
-    return messages, expected, delivered
+def run_facts(timeline: Timeline, client: ProcessOutcome, server: ProcessOutcome) -> RunFacts:
+    """The facts of one lab run: its timeline and how its two processes ended."""
+    return RunFacts.of(timeline, endings(client, server))
 
 
 def judge(
     scenario: Scenario, timeline: Timeline, client: ProcessOutcome, server: ProcessOutcome
 ) -> LabVerdict:
     """All the facts of one run, and the sentence that sums them up."""
-    messages, expected, delivered = _answers(timeline)
-    errors: dict[str, list[str]] = {"client": [], "server": []}
-    for call in _calls(timeline):
-        if call.errno:
-            errors[call.role].append(f"{call.call}: {call.errno}")
-    signals = tuple(
-        f"{n.role.value} {n.event.get('signal')}"
-        for n in timeline.notes
-        if n.event.event in ("signal", "killed")
-    )
-    segments = timeline.segments
-    connection = classify_packets(s.packet for s in segments) if segments else None
+    return verdict_of(scenario, run_facts(timeline, client, server))
+
+
+def verdict_of(scenario: Scenario, facts: RunFacts) -> LabVerdict:
+    """The lab's verdict from a run's facts (pure)."""
+    logged = [c for c in facts.calls if c.record in ("call", "error")]
+    calls = tuple(Call(c.role.value, c.label, c.result, c.errno, c.data, c.call_id) for c in logged)
+    errors = {
+        role.value: tuple(f"{c.label}: {c.errno}" for c in logged if c.role is role and c.errno)
+        for role in Role
+    }
+    term = facts.termination
+    client, server = facts.ending(Role.CLIENT), facts.ending(Role.SERVER)
     verdict = LabVerdict(
-        messages=messages,
-        answers_expected=expected,
-        answers_delivered=delivered,
-        answers_lost=tuple(a for a in expected if a not in delivered),
-        first_fin=_first(timeline, "fin"),
-        first_rst=_first(timeline, "rst"),
-        fins=tuple(s.sender.value for s in segments if s.packet.fin),
-        rsts=tuple(s.sender.value for s in segments if s.packet.rst),
-        client_end=client.ending,
-        server_end=server.ending,
-        errors={k: tuple(v) for k, v in errors.items()},
-        calls=_calls(timeline),
-        signals=signals,
-        captured=bool(segments),
-        termination=str(connection.termination) if connection else None,
-        termination_reason=connection.reason if connection else None,
-        conn_state=connection.conn_state if connection else None,
-        history=connection.history if connection else None,
+        messages=facts.messages,
+        answers_expected=facts.answers_expected,
+        answers_delivered=facts.answers_delivered,
+        answers_lost=facts.answers_lost,
+        first_fin=mark(facts, facts.first_fin),
+        first_rst=mark(facts, facts.first_rst),
+        fins=tuple(r.value for r in facts.fins),
+        rsts=tuple(r.value for r in facts.rsts),
+        client_end=client.text if client else "",
+        server_end=server.text if server else "",
+        errors=errors,
+        calls=calls,
+        signals=tuple(f"{s.role.value} {s.signal}" for s in facts.signals),
+        captured=facts.captured,
+        termination=term.termination if term else None,
+        termination_reason=term.reason if term else None,
+        conn_state=term.conn_state if term else None,
+        history=term.history if term else None,
     )
     conclude = _lesson_conclusion if scenario.kind == "lesson" else _actor_conclusion
-    return replace(verdict, conclusion=conclude(scenario.name, verdict, timeline))
+    return replace(verdict, conclusion=conclude(scenario.name, verdict, facts), facts=facts)
 
 
-def _how_client_closed(timeline: Timeline) -> str | None:
-    for e in timeline.events_of(Role.CLIENT):
-        if e.event == "shutdown":
+def _how_client_closed(facts: RunFacts) -> str | None:
+    for c in facts.calls_of(Role.CLIENT):
+        if c.errno:
+            continue
+        if c.syscall is Syscall.SHUTDOWN:
             return "the client closed only its sending direction (shutdown(SHUT_WR))"
-        if e.event == "close":
+        if c.syscall is Syscall.CLOSE:
             return "the client closed both directions (close())"
-        if e.event == "abort":
+        if c.syscall is Syscall.ABORT:
             return "the client aborted (SO_LINGER 0 and close())"
     return None
 
 
-def _server_fate(verdict: LabVerdict, timeline: Timeline) -> str | None:
-    if "server SIGPIPE" in verdict.signals and verdict.server_end == "killed by SIGPIPE":
+def _server_fate(facts: RunFacts) -> str | None:
+    server = facts.ending(Role.SERVER)
+    handled = any(not s.fatal for s in facts.signals_of(Role.SERVER, "SIGPIPE"))
+    if (
+        server is not None
+        and server.signal == "SIGPIPE"
+        and facts.signals_of(Role.SERVER, "SIGPIPE")
+    ):
         return "the server's next write raised SIGPIPE and killed it"
-    write_errors = [e for e in verdict.errors.get("server", ()) if e.startswith("write")]
-    if write_errors:
-        errno = write_errors[0].split(": ")[-1]
-        handler = " after its SIGPIPE handler ran" if "server SIGPIPE" in verdict.signals else ""
-        return f"the server's next write failed with {errno}{handler}"
-    read_errors = [e for e in verdict.errors.get("server", ()) if e.startswith("read")]
-    if read_errors:
-        return f"the server's read failed with {read_errors[0].split(': ')[-1]}"
-    server_eof = timeline.events_of(Role.SERVER, "eof")
-    if verdict.fins.count("server"):
+    failed = facts.errors(Role.SERVER)
+    writes = [c for c in failed if c.syscall is Syscall.WRITE]
+    if writes:
+        handler = " after its SIGPIPE handler ran" if handled else ""
+        return f"the server's next write failed with {writes[0].errno}{handler}"
+    reads = [c for c in failed if c.syscall is Syscall.READ]
+    if reads:
+        return f"the server's read failed with {reads[0].errno}"
+    server_eof = [c for c in facts.calls_of(Role.SERVER, Syscall.READ) if c.result == 0]
+    if Role.SERVER in facts.fins:
         return "then the server read EOF, exited, and its kernel sent FIN"
     if server_eof:
         return "then the server read EOF and exited"
     return None
 
 
-def _lesson_conclusion(name: str, verdict: LabVerdict, timeline: Timeline) -> str:
+def _lesson_conclusion(name: str, verdict: LabVerdict, facts: RunFacts) -> str:
     n = len(verdict.answers_expected)
     lost = len(verdict.answers_lost)
     if not n:
@@ -236,7 +194,7 @@ def _lesson_conclusion(name: str, verdict: LabVerdict, timeline: Timeline) -> st
         got = ", ".join(verdict.answers_delivered)
         head = f"{n - lost} of {n} answers delivered ({got}), {lost} lost"
     parts = [head]
-    if how := _how_client_closed(timeline):
+    if how := _how_client_closed(facts):
         parts.append(how)
     rst = verdict.first_rst
     if rst is not None and rst.in_reply_to:
@@ -247,7 +205,7 @@ def _lesson_conclusion(name: str, verdict: LabVerdict, timeline: Timeline) -> st
         )
     elif rst is not None:
         parts.append(f"the {rst.by} sent RST after {rst.after}")
-    if fate := _server_fate(verdict, timeline):
+    if fate := _server_fate(facts):
         parts.append(fate)
     if not verdict.captured:
         parts.append("(no packets captured: socket-level evidence only)")
@@ -264,7 +222,7 @@ def _call_text(call: Call) -> str:
     return f"{call.call} returned {call.result}"
 
 
-def _actor_conclusion(name: str, verdict: LabVerdict, timeline: Timeline) -> str:
+def _actor_conclusion(name: str, verdict: LabVerdict, facts: RunFacts) -> str:
     """For the kernel scenarios: what the packets and return values say, in order."""
     fin, rst = verdict.first_fin, verdict.first_rst
     wire = []

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from tcpclose.model.event import AppEvent
+from tcpclose.facts import WireFact, segment_kind
+from tcpclose.model.event import AppEvent, Call, Exit, Signal
 from tcpclose.model.packet import Packet
 
-
-def segment_kind(packet: Packet) -> str:
-    """The most telling thing a segment carries: rst > fin > syn > data > ack."""
-    if packet.rst:
-        return "rst"
-    if packet.fin:
-        return "fin"
-    if packet.syn:
-        return "syn"
-    if packet.length:
-        return "data"
-    return "ack"
+__all__ = [
+    "abbreviate",
+    "cause_label",
+    "data_label",
+    "event_kind",
+    "event_label",
+    "segment_kind",
+    "segment_label",
+    "wire_label",
+]
 
 
 def abbreviate(text: str, limit: int) -> str:
@@ -33,19 +32,18 @@ def data_label(packet: Packet, limit: int = 16) -> str:
 
 
 def segment_label(packet: Packet, limit: int = 16) -> str:
-    """What an arrow says: `SYN`, `SYN, ACK`, `Hi, data1`, `FIN`, `data1 + FIN`, `RST`, `ACK`."""
-    parts: list[str] = []
-    if packet.syn:
-        parts.append("SYN, ACK" if packet.has_ack else "SYN")
+    """What an arrow says: `SYN`, `SYN, ACK`, `Hi, data1`, `FIN`, `data1 + FIN`, `RST`, `ACK`.
+
+    Within `limit` characters, a FIN or RST riding on a data segment always shows: the data's
+    text is what gets cut.
+    """
+    head = ["SYN, ACK" if packet.has_ack else "SYN"] if packet.syn else []
+    tail = [flag for flag, on in (("FIN", packet.fin), ("RST", packet.rst)) if on]
     if packet.length:
-        parts.append(data_label(packet, limit))
-    if packet.fin:
-        parts.append("FIN")
-    if packet.rst:
-        parts.append("RST")
-    if not parts:
-        parts.append("ACK")
-    return " + ".join(parts)
+        fixed = len(" + ".join([*head, *tail])) + (3 if head or tail else 0)
+        head.append(data_label(packet, max(limit - fixed, 4)))
+    parts = head + tail
+    return " + ".join(parts) if parts else "ACK"
 
 
 def event_label(event: AppEvent) -> str:
@@ -90,3 +88,17 @@ def event_kind(event: AppEvent) -> str:
     if event.event == "signal":
         return "signal"
     return "note"
+
+
+def cause_label(cause: Call | Exit | Signal | None) -> str:
+    """The call a segment came from, as the diagram and the verdicts name it: `close()`,
+    `exit(0)`, `killed by SIGPIPE`; `nothing` when its sender logged no call before it."""
+    if cause is None:
+        return "nothing"
+    if isinstance(cause, Signal):
+        return f"killed by {cause.signal}" if cause.fatal else f"{cause.signal} handler ran"
+    return cause.label
+
+
+def wire_label(wire: WireFact, limit: int = 40) -> str:
+    return segment_label(wire.packet, limit=limit)
