@@ -83,9 +83,7 @@ def first(run: LabRun, kind: SegmentKind, by: Role | None = None) -> WireFact | 
     return found[0] if found else None
 
 
-def calls(
-    run: LabRun, role: Role | None = None, syscall: Syscall | None = None
-) -> list[CallFact]:
+def calls(run: LabRun, role: Role | None = None, syscall: Syscall | None = None) -> list[CallFact]:
     """The calls `role` made (of one syscall), in time order."""
     return facts_of(run).calls_of(role, syscall)
 
