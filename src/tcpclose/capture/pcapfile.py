@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -10,15 +9,9 @@ import dpkt
 
 from tcpclose.capture.frames import Frame
 from tcpclose.errors import from_oserror
+from tcpclose.render.pcap import pcap_bytes  # the pure writer; re-exported here
 
-
-def pcap_bytes(frames: Iterable[Frame]) -> bytes:
-    """Ethernet frames as the bytes of a classic pcap file, nanosecond timestamps."""
-    out = io.BytesIO()
-    writer = dpkt.pcap.Writer(out, snaplen=262144, linktype=dpkt.pcap.DLT_EN10MB, nano=True)
-    for frame in frames:
-        writer.writepkt(frame.data, ts=frame.t_ns / 1e9)
-    return out.getvalue()
+__all__ = ["pcap_bytes", "read_pcap_frames", "write_pcap"]
 
 
 def write_pcap(path: str | Path, frames: Iterable[Frame]) -> int:

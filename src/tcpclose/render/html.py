@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import platform
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 
-from tcpclose.capture.pcapfile import pcap_bytes as frames_to_pcap
-from tcpclose.claims.check import system_name
-from tcpclose.claims.model import ClaimResult, Verdict
 from tcpclose.errors import from_oserror
-from tcpclose.lab.present import fact_rows
-from tcpclose.lab.runner import LabRun
+from tcpclose.render.facts_text import fact_rows
+from tcpclose.render.pcap import pcap_bytes as frames_to_pcap
 from tcpclose.render.svg import render_svg
+from tcpclose.render.views import VERDICT_ORDER, ClaimView, RunView
 
 CSS = """
 :root{--fg:#1d1d1f;--muted:#5f6368;--line:#d9dce1;--holds:#1f7a3d;--differs:#c0141f;
@@ -64,13 +63,14 @@ a{color:inherit;text-decoration:none}}
 """
 
 
-def _facts(run: LabRun) -> str:
-    rows = fact_rows(run, brief=True)
+def _facts(run: RunView) -> str:
+    facts = run.verdict.facts
+    rows = fact_rows(facts, run.capture, brief=True) if facts else []
     body = "".join(f"<dt>{escape(k)}</dt><dd>{escape(val)}</dd>" for k, val in rows)
     return f'<dl class="facts">{body}</dl>'
 
 
-def _transcript(run: LabRun) -> str:
+def _transcript(run: RunView) -> str:
     columns = []
     for outcome in (run.client, run.server):
         blocks = [f"<h3>{escape(outcome.role)} ({escape(outcome.ending)})</h3>"]
@@ -96,7 +96,7 @@ def _pcap_link(name: str, data: bytes | None) -> str:
     )
 
 
-def scenario_section(run: LabRun, pcap: bytes | None) -> str:
+def scenario_section(run: RunView, pcap: bytes | None) -> str:
     s = run.scenario
     ident = f"scenario-{s.name}"
     svg = render_svg(run.timeline, title=f"{s.name}: {s.summary}", ident=f"svg-{s.name}")
@@ -111,7 +111,7 @@ since the first packet; long idle gaps are cut (≈); pure ACKs not drawn.</figc
 </section>"""
 
 
-def claims_section(claims: Sequence[ClaimResult], names: set[str]) -> str:
+def claims_section(claims: Sequence[ClaimView], names: set[str]) -> str:
     rows = []
     for c in claims:
         links = ", ".join(
@@ -126,9 +126,9 @@ def claims_section(claims: Sequence[ClaimResult], names: set[str]) -> str:
             f"<td>{escape(c.evidence)}{why}</td></tr>"
         )
     counts = ", ".join(
-        f"{sum(c.verdict is v for c in claims)} {v.value}"
-        for v in Verdict
-        if any(c.verdict is v for c in claims)
+        f"{sum(c.verdict.value == v for c in claims)} {v}"
+        for v in VERDICT_ORDER
+        if any(c.verdict.value == v for c in claims)
     )
     system = escape(claims[0].system) if claims else ""
     return f"""<section id="claims"><h2>The lesson's claims, checked on {system}</h2>
@@ -140,9 +140,9 @@ or the signal disposition decides (the runs show which case this machine was in)
 
 
 def render_report(
-    runs: Sequence[LabRun],
+    runs: Sequence[RunView],
     *,
-    claims: Sequence[ClaimResult] | None = None,
+    claims: Sequence[ClaimView] | None = None,
     title: str = "tcpclose report",
     pcaps: Mapping[str, bytes] | None = None,
     generated: dt.datetime | None = None,
@@ -150,7 +150,7 @@ def render_report(
 ) -> str:
     """The whole page as text (pure when `generated` and `system` are given)."""
     when = (generated or dt.datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z").strip()
-    system = system or system_name()
+    system = system or f"{platform.system()} {platform.release()}"
     pcaps = pcaps or {}
     speeds = sorted({run.speed for run in runs})
     speed_note = ", ".join(f"{s:g}" for s in speeds)
@@ -184,16 +184,16 @@ signals and deaths.</p>
 """
 
 
-def pcap_bytes(run: LabRun) -> bytes:
+def pcap_bytes(run: RunView) -> bytes:
     """The run's captured frames as a pcap file's bytes (empty when nothing was captured)."""
     return frames_to_pcap(run.capture.frames) if run.capture.frames else b""
 
 
 def write_report(
-    runs: Sequence[LabRun],
+    runs: Sequence[RunView],
     path: Path,
     *,
-    claims: Sequence[ClaimResult] | None = None,
+    claims: Sequence[ClaimView] | None = None,
     title: str = "tcpclose report",
 ) -> Path:
     """Write the report for `runs` (and the claims table, when given) to `path`; return it."""
