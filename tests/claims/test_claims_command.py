@@ -8,6 +8,7 @@ from tcpclose.claims import CLAIMS, Verdict
 from tcpclose.claims.command import status_of
 from tcpclose.claims.model import ClaimResult
 from tcpclose.cli import main
+from tcpclose.model.jsonshape import SCHEMA_VERSION
 
 
 def _row(verdict: Verdict) -> ClaimResult:
@@ -25,6 +26,7 @@ def test_claims_json(capsys):
     assert status == 0
     assert [c["id"] for c in out["claims"]] == [c.id for c in CLAIMS]
     assert out["system"].startswith("Linux ")
+    assert out["schema_version"] == SCHEMA_VERSION
 
 
 def test_claims_rejects_bad_options(capsys):

@@ -16,6 +16,7 @@ from tcpclose.capture.pcapfile import write_pcap
 from tcpclose.cli import main
 from tcpclose.lab.runner import LabRun
 from tcpclose.lab.scenarios import CATALOG
+from tcpclose.model.jsonshape import EVENT_FIELDS, PACKET_FIELDS, SCHEMA_VERSION
 
 
 def test_every_scenario_exported_as_pcap_is_classified_as_live(
@@ -97,6 +98,10 @@ def test_json_mermaid_and_pcap_from_one_run(
     doc = json.loads(capsys.readouterr().out)
     (run,) = doc["runs"]
     assert run["scenario"] == "shutdown"
+    # the one JSON shape: versioned, every packet and event with the documented keys
+    assert run["schema_version"] == SCHEMA_VERSION
+    assert all(list(p) == [k for k, _ in PACKET_FIELDS] for p in run["packets"])
+    assert all(list(e)[:4] == [k for k, _ in EVENT_FIELDS] for e in run["events"])
     assert run["client"]["received"] == ["Hi, data1", "Hi, data2"]
     assert run["server"]["exit_status"] == 1 and run["server"]["signal"] is None
     flags = [p["flags"] for p in run["packets"]]

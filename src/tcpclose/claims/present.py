@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tcpclose.claims.model import ClaimResult, Verdict
+from tcpclose.model.jsonshape import SCHEMA_VERSION
 
 VERDICT_STYLES = {
     Verdict.HOLDS: "bold green",
@@ -64,6 +65,7 @@ def explanations(results: Sequence[ClaimResult]) -> Text:
 
 def claims_json(results: Sequence[ClaimResult]) -> dict[str, Any]:
     return {
+        "schema_version": SCHEMA_VERSION,
         "system": results[0].system if results else None,
         "claims": [r.to_json() for r in results],
     }
