@@ -7,10 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from support.conversations import CONVERSATIONS
 from tcpclose.render.mermaid import render_mermaid
 from tcpclose.render.text import render_diagram, rich_diagram
 
-from .canned import close_experiment, shutdown_experiment
+
+def close_experiment():
+    return CONVERSATIONS["close"].timeline()
+
+
+def shutdown_experiment():
+    return CONVERSATIONS["shutdown"].timeline()
+
 
 GOLDEN = Path(__file__).parent.parent / "data" / "golden"
 CASES = {"close": close_experiment, "shutdown": shutdown_experiment}

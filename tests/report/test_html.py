@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import dpkt
-from canned import canned_run
 
+from support.conversations import canned_run
 from tcpclose.render.html import render_report
 
 

@@ -6,8 +6,7 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from canned import canned_timeline
-
+from support.conversations import CONVERSATIONS
 from tcpclose.render.svg import BREAK_MS, ROW, render_svg
 
 GOLDEN = Path(__file__).parent / "data" / "canned-close.svg"
@@ -15,7 +14,7 @@ NS = {"s": "http://www.w3.org/2000/svg"}
 
 
 def test_matches_the_golden_file():
-    svg = render_svg(canned_timeline(), title="canned close")
+    svg = render_svg(CONVERSATIONS["close-markup"].timeline(), title="canned close")
     if os.environ.get("TCPCLOSE_UPDATE_GOLDEN"):
         GOLDEN.write_text(svg, encoding="utf-8")
     assert svg == GOLDEN.read_text(encoding="utf-8")
@@ -27,7 +26,7 @@ def _groups(svg: str, kind: str) -> list[ET.Element]:
 
 
 def test_arrows_by_kind_sender_and_label():
-    svg = render_svg(canned_timeline())
+    svg = render_svg(CONVERSATIONS["close-markup"].timeline())
     arrows = [
         (g.get("class"), g.get("data-from"), g.get("data-label")) for g in _groups(svg, "segment")
     ]
@@ -43,18 +42,21 @@ def test_arrows_by_kind_sender_and_label():
 
 
 def test_pure_acks_only_on_request():
-    assert not _groups(render_svg(canned_timeline()), "ack")
-    assert len(_groups(render_svg(canned_timeline(), show_acks=True), "ack")) == 2
+    assert not _groups(render_svg(CONVERSATIONS["close-markup"].timeline()), "ack")
+    assert (
+        len(_groups(render_svg(CONVERSATIONS["close-markup"].timeline(), show_acks=True), "ack"))
+        == 2
+    )
 
 
 def test_text_is_escaped():
-    svg = render_svg(canned_timeline(), title="a <b> & c")
+    svg = render_svg(CONVERSATIONS["close-markup"].timeline(), title="a <b> & c")
     assert "<data1>" not in svg and "&lt;data1&gt; &amp;" in svg
     assert "a &lt;b&gt; &amp; c" in svg
 
 
 def test_rst_stands_out_and_killed_is_a_red_note():
-    svg = render_svg(canned_timeline())
+    svg = render_svg(CONVERSATIONS["close-markup"].timeline())
     (rst,) = _groups(svg, "rst")
     line = rst.find("s:line", NS)
     assert line is not None and float(line.get("stroke-width")) > 3
@@ -63,7 +65,7 @@ def test_rst_stands_out_and_killed_is_a_red_note():
 
 
 def test_long_idle_gaps_are_cut_with_a_break_mark():
-    svg = render_svg(canned_timeline())
+    svg = render_svg(CONVERSATIONS["close-markup"].timeline())
     breaks = _groups(svg, "break")
     # 15.05 ms -> 505.0 ms and 505.2 ms -> 1006.0 ms are longer than BREAK_MS
     assert BREAK_MS < 489
@@ -73,7 +75,7 @@ def test_long_idle_gaps_are_cut_with_a_break_mark():
 
 
 def test_arrows_slant_downwards_from_the_sender():
-    for g in _groups(render_svg(canned_timeline()), "segment"):
+    for g in _groups(render_svg(CONVERSATIONS["close-markup"].timeline()), "segment"):
         line = g.find("s:line", NS)
         assert float(line.get("y2")) > float(line.get("y1"))
         to_right = float(line.get("x2")) > float(line.get("x1"))
