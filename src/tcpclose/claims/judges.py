@@ -584,7 +584,7 @@ def exit_unread_rst(runs: Runs) -> Judgement:
     ends = [w for w in wire(run) if w.by is SERVER and w.kind in (FIN, RST)]
     reads = calls(run, CLIENT, Syscall.READ)
     end = ends[0] if ends else None
-    cause = f" after {ends[0].cause.label}" if end and isinstance(end.cause, Exit) else ""
+    cause = f" after {end.cause.label}" if end and isinstance(end.cause, Exit) else ""
     evidence = (
         "exit-unread: the server exited with data1 unread; its kernel sent "
         + (f"{label(end)} at {ms(end.t)}{cause}" if end else "nothing")

@@ -69,11 +69,11 @@ def diagram_rows(
     for entry in timeline.entries:
         ms = entry.t * 1000.0
         if isinstance(entry, Segment):
-            kind = segment_kind(entry.packet)
-            if kind == "ack" and not show_acks:
+            seg_kind = segment_kind(entry.packet)
+            if seg_kind == "ack" and not show_acks:
                 continue
             label = segment_label(entry.packet, limit=width - 6)
-            rows.append(Row(ms, _arrow(label, entry.sender, width), "", kind))
+            rows.append(Row(ms, _arrow(label, entry.sender, width), "", seg_kind))
         elif isinstance(entry, Note) and entry.event.event not in HIDDEN_EVENTS:
             text = event_label(entry.event)
             kind = event_kind(entry.event)
