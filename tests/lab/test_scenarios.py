@@ -57,6 +57,22 @@ def test_every_scenario_was_captured(catalog_runs: dict[str, LabRun]) -> None:
         assert [s.sender.value for s in syns] == ["client", "server"], run.scenario.name
 
 
+def test_every_event_the_programs_wrote_is_a_valid_typed_event(
+    catalog_runs: dict[str, LabRun],
+) -> None:
+    """The lesson programs' and the actors' --events records all parse into typed events, and
+    every FIN and RST an actor's kernel sends has a logged cause. (The lesson server logs its
+    `exit` only after the interpreter has closed its socket: its last FIN has none.)"""
+    for run in catalog_runs.values():
+        facts = run.verdict.facts
+        assert facts is not None and facts.invalid == (), run.scenario.name
+        if run.scenario.kind != "actor":
+            continue
+        for wire in facts.segments:
+            if wire.packet.fin or wire.packet.rst:
+                assert wire.cause is not None, (run.scenario.name, wire)
+
+
 @pytest.mark.parametrize("name", [s.name for s in CATALOG])
 def test_verdicts_are_deterministic(
     name: str, catalog_runs: dict[str, LabRun], catalog_reruns: dict[str, LabRun]

@@ -362,7 +362,7 @@ def typed(e: AppEvent) -> Event:
             syscall=syscall,
             call_id=str(f.get("id") or label),
             label=label,
-            result=result if errno or result is not None else 0,
+            result=result,
             errno=errno,
             data=_str(f, "data"),
             started_ns=_opt_int(f, "started_ns"),
