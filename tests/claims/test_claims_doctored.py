@@ -145,3 +145,41 @@ def test_check_claims_judges_the_runs_it_is_given(claim_runs):
     rows = {r.id: r for r in check_claims(list(doctored(claim_runs, "close", bad).values()))}
     assert rows["close-explanation"].verdict is Verdict.DIFFERS
     assert "no RST" in rows["close-explanation"].evidence
+
+
+def test_a_fin_at_exit_with_unread_data_refutes_exit_unread_rst(claim_runs):
+    run = claim_runs["exit-unread"]
+    rst = next(s for s in run.timeline.segments if s.packet.rst)
+    fin = add_segment(drop_segments(run, lambda s: s.packet.rst), rst.t, Role.SERVER, FIN_ACK)
+    assert verdict(claim_runs, "exit-unread-rst") is Verdict.HOLDS
+    assert verdict(doctored(claim_runs, "exit-unread", fin), "exit-unread-rst") is Verdict.DIFFERS
+
+
+def test_an_rst_that_discarded_the_queued_data_refutes_rst_keeps_queued_data(claim_runs):
+    run = claim_runs["read-after-rst-queued"]
+    lost = edit_events(run, lambda e: e.get("id") == "read.1", errno="ECONNRESET", result=None,
+                       data=None)  # fmt: skip
+    assert verdict(claim_runs, "rst-keeps-queued-data") is Verdict.HOLDS
+    runs = doctored(claim_runs, "read-after-rst-queued", lost)
+    assert verdict(runs, "rst-keeps-queued-data") is Verdict.DIFFERS
+
+
+def test_a_reset_reported_in_close_wait_refutes_rst_in_close_wait(claim_runs):
+    run = claim_runs["read-after-rst-close-wait"]
+    told = edit_events(run, lambda e: e.get("id") == "read.2", errno="ECONNRESET", result=None)
+    assert verdict(claim_runs, "rst-in-close-wait") is Verdict.HOLDS
+    runs = doctored(claim_runs, "read-after-rst-close-wait", told)
+    assert verdict(runs, "rst-in-close-wait") is Verdict.DIFFERS
+
+
+def test_the_cause_of_a_fin_follows_the_stamps_not_the_label(claim_runs):
+    """Relabel the child's close() and the judge still finds it by id; give the FIN's call a
+    different id and the judge no longer counts it."""
+    run = claim_runs["fork-shutdown"]
+    relabelled = edit_events(run, lambda e: e.get("id") == "shutdown.wr.child", call="x()")
+    assert verdict(doctored(claim_runs, "fork-shutdown", relabelled), "shut-wr-fin") is (
+        Verdict.HOLDS
+    )
+    other = edit_events(run, lambda e: e.get("id") == "shutdown.wr.child", id="shutdown.wr.x")
+    with_other = doctored(claim_runs, "fork-shutdown", other)
+    assert verdict(with_other, "shut-wr-fin") is not Verdict.HOLDS
