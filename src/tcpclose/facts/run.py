@@ -15,6 +15,7 @@ Causality comes from stamps and packet order, never from a time window:
 from __future__ import annotations
 
 import enum
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -330,37 +331,62 @@ def _is_cause(e: Event) -> bool:
     return isinstance(e, Call | Exit) or (isinstance(e, Signal) and e.fatal)
 
 
-def _cause(
-    sent_ns: float, mine: list[tuple[Note, Event]]
-) -> tuple[Cause, float, bool] | tuple[None, None, bool]:
-    """The call in progress when a segment left (True), else the last one before it (False)."""
-    for note, e in mine:
-        started = e.started_ns if isinstance(e, Call) else None
-        if started is not None and started <= sent_ns <= e.t_ns:
-            assert isinstance(e, Call | Exit | Signal)
-            return e, note.t, True
-    before = [
-        (n, e)
-        for n, e in mine
-        if (e.started_ns if isinstance(e, Call) and e.started_ns is not None else e.t_ns) <= sent_ns
-    ]
-    if not before:
-        return None, None, False
-    note, e = before[-1]
-    assert isinstance(e, Call | Exit | Signal)
-    return e, note.t, False
+class _Causes:
+    """One side's candidate causes, indexed for `at(t)`: the call in progress at `t`, else the
+    last one begun before it (bisection: timelines from trace or drain hold many calls)."""
+
+    def __init__(self, pairs: list[tuple[Note, Event]]) -> None:
+        begun = [(self._start(e), i) for i, (_, e) in enumerate(pairs)]
+        begun.sort()
+        self._pairs = pairs
+        self._starts = [start for start, _ in begun]
+        self._order = [i for _, i in begun]
+        #: calls with a start stamp, by start: the only ones that can be "in progress"
+        self._spans = sorted(
+            (e.started_ns, e.t_ns, i)
+            for i, (_, e) in enumerate(pairs)
+            if isinstance(e, Call) and e.started_ns is not None
+        )
+        self._span_starts = [start for start, _, _ in self._spans]
+        #: the latest end among the spans up to each one: where the backward search may stop
+        self._reach: list[int] = []
+        for _, end, _ in self._spans:
+            self._reach.append(max(end, self._reach[-1]) if self._reach else end)
+
+    @staticmethod
+    def _start(e: Event) -> int:
+        return e.started_ns if isinstance(e, Call) and e.started_ns is not None else e.t_ns
+
+    def at(self, sent_ns: float) -> tuple[Cause, float, bool] | tuple[None, None, bool]:
+        """(cause, when it was logged, whether it was in progress) for a segment sent then."""
+        j = bisect_right(self._span_starts, sent_ns) - 1
+        while j >= 0 and self._reach[j] >= sent_ns:  # no earlier span reaches past sent_ns
+            start, end, i = self._spans[j]
+            if start <= sent_ns <= end:
+                note, e = self._pairs[i]
+                assert isinstance(e, Call)
+                return e, note.t, True
+            j -= 1
+        k = bisect_right(self._starts, sent_ns)
+        if k == 0:
+            return None, None, False
+        note, e = self._pairs[self._order[k - 1]]
+        assert isinstance(e, Call | Exit | Signal)
+        return e, note.t, False
 
 
 def _wire_facts(timeline: Timeline, notes: list[tuple[Note, Event]]) -> tuple[WireFact, ...]:
     segments = [e for e in timeline.entries if isinstance(e, Segment)]
     by_role = {role: [(n, e) for n, e in notes if n.role is role and _is_cause(e)] for role in Role}
-    enders = {role: [(n, e) for n, e in pairs if _can_end(e)] for role, pairs in by_role.items()}
+    causes = {role: _Causes(pairs) for role, pairs in by_role.items()}
+    enders = {
+        role: _Causes([(n, e) for n, e in pairs if _can_end(e)]) for role, pairs in by_role.items()
+    }
     facts: list[WireFact] = []
     for i, seg in enumerate(segments):
         sent_ns = (timeline.start + seg.t) * 1e9
         ends = seg.packet.fin or seg.packet.rst
-        candidates = enders[seg.sender] if ends else by_role[seg.sender]
-        cause, cause_t, in_progress = _cause(sent_ns, candidates)
+        cause, cause_t, in_progress = (enders if ends else causes)[seg.sender].at(sent_ns)
         reply = None
         if seg.packet.rst and not in_progress:
             reply = _answered(segments, i, cause)
