@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import signal
 import socket
 import sys
@@ -77,6 +78,27 @@ def settle(seconds: float = SETTLE) -> None:
     time.sleep(seconds)
 
 
+#: tcpi_state (the first byte of struct tcp_info) of a connection the peer's RST has closed
+TCP_CLOSE = 7
+#: how long an actor waits for a segment to arrive before going on anyway (loaded machines)
+ARRIVAL_DEADLINE = 10.0
+
+
+def wait_reset(sock: socket.socket, deadline: float = ARRIVAL_DEADLINE) -> None:
+    """Wait until the peer's RST has reached `sock` (the kernel moved it to TCP_CLOSE), read
+    with getsockopt(TCP_INFO); no read() or write() touches the socket meanwhile."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == TCP_CLOSE:
+            return
+        time.sleep(0.001)
+
+
+def wait_readable(sock: socket.socket, deadline: float = ARRIVAL_DEADLINE) -> None:
+    """Wait until data (or EOF) is queued on `sock`, without reading it: select()."""
+    select.select([sock], [], [], deadline)
+
+
 def in_child(log: EventLog, body: Callable[[], None], *, sigpipe_default: bool = False) -> None:
     """fork(): run `body` in the child, then _exit(0); the parent waits for it and records a
     death by signal as a `killed` event (the child could not record it itself)."""
@@ -134,9 +156,9 @@ def exit_unread(stage: Stage) -> None:
     stage.client.emit("connected", text="connect()")
     pid = os.fork()
     if pid == 0:  # the server process: accepts, never reads, exits
-        _conn, _ = stage.listener.accept()
+        conn, _ = stage.listener.accept()
         stage.server.emit("accepted", text="accept()")
-        settle(2 * SETTLE)  # the client's data1 is in this socket's receive buffer by now
+        wait_readable(conn)  # the client's data1 is in this socket's receive buffer, unread
         stage.server.emit("exit", status=0, text="exit(0) with 5 bytes unread")
         os._exit(0)
     call(stage.client, "write", "write(data1)", lambda: c.send(b"data1"))
@@ -289,9 +311,9 @@ def read_after_rst_queued(stage: Stage) -> None:
     the queued data, or ECONNRESET?"""
     c, s = stage.pair()
     call(stage.client, "write", "write(data1)", lambda: c.send(b"data1"))
-    settle()
+    wait_readable(s)  # data1 is queued here, unread
     _abort(stage, c)
-    settle()
+    wait_reset(s)
     call(stage.server, "read.1", "read() #1", lambda: s.recv(4096))
     call(stage.server, "read.2", "read() #2", lambda: s.recv(4096))
     call(stage.server, "read.3", "read() #3", lambda: s.recv(4096))
@@ -306,7 +328,7 @@ def read_after_rst_close_wait(stage: Stage) -> None:
     settle()
     call(stage.server, "read.1", "read() #1", lambda: s.recv(4096))
     _abort(stage, c)
-    settle()
+    wait_reset(s)  # the RST has arrived: this side is no longer in CLOSE_WAIT
     call(stage.server, "read.2", "read() #2", lambda: s.recv(4096))
     call(stage.server, "read.3", "read() #3", lambda: s.recv(4096))
     call(stage.server, "write", "write(Hi)", lambda: s.send(b"Hi"))
