@@ -166,17 +166,21 @@ def json_row(row: Row) -> str:
 
 
 class Summary:
-    """Counts per termination and who reset most, accumulated row by row."""
+    """Counts per termination and conn_state, who reset most and bytes, row by row."""
 
     def __init__(self) -> None:
         self.connections = 0
         self.by_termination: Counter[str] = Counter()
         self.by_conn_state: Counter[str] = Counter()
         self.resetters: Counter[str] = Counter()
+        self.bytes_originator = 0
+        self.bytes_responder = 0
 
     def add(self, row: Row) -> None:
         v = row.verdict
         self.connections += 1
+        self.bytes_originator += v.bytes_originator
+        self.bytes_responder += v.bytes_responder
         self.by_termination[str(v.termination)] += 1
         self.by_conn_state[v.conn_state] += 1
         if v.first_rst is not None:
@@ -196,17 +200,101 @@ class Summary:
             "top_resetters": [
                 {"endpoint": who, "resets": n} for who, n in self.resetters.most_common(5)
             ],
+            "bytes": {"originators": self.bytes_originator, "responders": self.bytes_responder},
             **extra,
         }
 
     def lines(self) -> list[str]:
         """The summary as plain lines for the terminal."""
-        counts = ", ".join(f"{name} {n}" for name, n in self.by_termination.most_common())
-        out = [f"{self.connections} connections: {counts or 'none'}"]
+        counts = ", ".join(f"{name} {n:,}" for name, n in self.by_termination.most_common())
+        out = [f"{self.connections:,} connections: {counts or 'none'}"]
+        if self.by_conn_state:
+            states = ", ".join(f"{name} {n:,}" for name, n in self.by_conn_state.most_common())
+            out.append(f"conn_state: {states}")
         if self.resetters:
-            worst = ", ".join(f"{who}: {n}" for who, n in self.resetters.most_common(5))
+            worst = ", ".join(f"{who}: {n:,}" for who, n in self.resetters.most_common(5))
             out.append(f"who reset most: {worst}")
+        out.append(
+            f"payload bytes: {self.bytes_originator:,} from originators, "
+            f"{self.bytes_responder:,} from responders"
+        )
         return out
+
+
+#: Zeek conn.log fields written by `--zeek` (the ones computed here), in Zeek's order
+ZEEK_FIELDS = (
+    ("ts", "time"),
+    ("uid", "string"),
+    ("id.orig_h", "addr"),
+    ("id.orig_p", "port"),
+    ("id.resp_h", "addr"),
+    ("id.resp_p", "port"),
+    ("proto", "enum"),
+    ("duration", "interval"),
+    ("orig_bytes", "count"),
+    ("resp_bytes", "count"),
+    ("conn_state", "string"),
+    ("history", "string"),
+    ("orig_pkts", "count"),
+    ("resp_pkts", "count"),
+)
+
+
+def _zeek_time(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d-%H-%M-%S")
+
+
+def zeek_header(opened: float) -> str:
+    """The header lines of a Zeek TSV conn.log (as Zeek's ASCII writer prints them)."""
+    names = "\t".join(name for name, _ in ZEEK_FIELDS)
+    types = "\t".join(kind for _, kind in ZEEK_FIELDS)
+    return (
+        "#separator \\x09\n"
+        "#set_separator\t,\n"
+        "#empty_field\t(empty)\n"
+        "#unset_field\t-\n"
+        "#path\tconn\n"
+        f"#open\t{_zeek_time(opened)}\n"
+        f"#fields\t{names}\n"
+        f"#types\t{types}\n"
+    )
+
+
+def zeek_footer(closed: float) -> str:
+    return f"#close\t{_zeek_time(closed)}\n"
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def zeek_uid(number: int, start: float) -> str:
+    """A Zeek-style uid ("C" and 17 base-62 digits), unique per connection number and
+    repeatable: the same capture gives the same uids."""
+    value = (int(start * 1_000_000) << 32) ^ (number * 0x9E3779B97F4A7C15) ^ number
+    value &= (1 << 100) - 1
+    digits = []
+    for _ in range(17):
+        value, digit = divmod(value, 62)
+        digits.append(_BASE62[digit])
+    # the number itself in the last digits keeps uids distinct whatever the mixing gives
+    tail = []
+    n = number
+    for _ in range(6):
+        n, digit = divmod(n, 62)
+        tail.append(_BASE62[digit])
+    return "C" + "".join(digits[:11]) + "".join(reversed(tail))
+
+
+def zeek_row(row: Row) -> str:
+    """One conn.log line (tab-separated, in ZEEK_FIELDS order)."""
+    v = row.verdict
+    return (
+        f"{v.start:.6f}\t{zeek_uid(row.number, v.start)}\t{v.originator[0]}\t"
+        f"{v.originator[1]}\t{v.responder[0]}\t{v.responder[1]}\ttcp\t"
+        f"{v.end - v.start:.6f}\t{v.bytes_originator}\t{v.bytes_responder}\t"
+        f"{v.conn_state}\t{v.history or '(empty)'}\t{v.packets_originator}\t"
+        f"{v.packets_responder}\n"
+    )
 
 
 def clock(t: float) -> str:

@@ -50,6 +50,15 @@ from tcpclose.analyze.table import (
     ipv4_headers,
     reverse_key,
 )
+from tcpclose.errors import TcpcloseError
+from tcpclose.status import ExitStatus
+
+
+class WorkerFailed(TcpcloseError):
+    """A worker process failed or vanished: one line, exit status 1 (FAILURE)."""
+
+    status = ExitStatus.FAILURE
+
 
 #: files smaller than this (in all) are analysed in one process
 MIN_BYTES = 50_000_000
@@ -292,8 +301,9 @@ def _child(paths: Sequence[Path], index: int, workers: int, fd: int) -> None:
         for message in _Share(paths, index, workers).messages():
             send(message)
         send(None)
-    except BaseException:  # reported to the parent, which fails too
-        send(("error", traceback.format_exc()))
+    except BaseException as exc:  # reported to the parent, which fails too (one line)
+        last = traceback.format_exception_only(exc)[-1].strip()
+        send(("error", last))
     out.flush()
 
 
@@ -307,12 +317,12 @@ class _Reader:
         while True:
             head = self._f.read(8)
             if len(head) < 8:
-                raise RuntimeError("a tcpclose analyze worker ended without its results")
+                raise WorkerFailed("a worker process of --csv ended without its results")
             got = pickle.loads(self._f.read(int.from_bytes(head, "little")))
             if got is None:
                 return
             if got[0] == "error":
-                raise RuntimeError(f"a tcpclose analyze worker failed:\n{got[1]}")
+                raise WorkerFailed(f"a worker process of --csv failed: {got[1]}")
             yield got
 
     def close(self) -> None:
@@ -387,4 +397,4 @@ def _merge(
     write("".join(lines))
     for share in range(workers):
         for _ in rows(share):  # the streams' ends (the workers' last messages)
-            raise RuntimeError("a tcpclose analyze worker has rows after the end")
+            raise WorkerFailed("a worker process of --csv sent rows after its end")

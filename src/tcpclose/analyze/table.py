@@ -233,8 +233,13 @@ class ConnectionTable:
         connection_filter: ConnectionFilter | None = None,
         collect: int | None = None,
         reference: bool = False,
+        linger: float = LINGER,
     ) -> None:
         self._done = done
+        #: seconds of capture time an ended connection waits for late packets before its row
+        self.linger = min(linger, IDLE)
+        #: capture time of the last packet tracked
+        self.last_time = 0.0
         #: feed every segment through `ConnectionTracker.feed_reference`, frame by frame
         self.reference = reference
         self._filter = connection_filter
@@ -259,6 +264,7 @@ class ConnectionTable:
         also feeds every segment through the tracker's `feed_reference`)."""
         for lt, t, buf, off, end in frames:
             self.packets += 1
+            self.last_time = t
             self._frame(lt, t, buf, off, end)
 
     def _frame(self, lt: int, t: float, buf: bytes, off: int, end: int) -> None:
@@ -319,6 +325,7 @@ class ConnectionTable:
         count = len(starts)
         if not count:
             return
+        self.last_time = float(times[-1])
         if self._collect is not None or self.reference:
             for i in range(count):
                 self.packets += 1
@@ -468,10 +475,16 @@ class ConnectionTable:
         del self._live[number]
         self._done(Row(number, tracker.verdict()))
 
+    def sweep(self, now: float) -> None:
+        """Finish the connections quiet at capture time `now` (see `_sweep`): a live stream's
+        reader calls this as time passes, between the sweeps the packets make."""
+        self._sweep(now)
+
     def _sweep(self, now: float) -> None:
-        """Finish connections that ended LINGER seconds ago or were idle IDLE seconds, in start
-        order. (IDLE >= LINGER: a connection idle less than LINGER stays, ended or not.)"""
-        quiet = [entry for entry in self._live.values() if now - entry[0].end > LINGER]
+        """Finish connections that ended `linger` seconds ago or were idle IDLE seconds, in
+        start order. (IDLE >= linger: a connection idle less than linger stays, ended or not.)"""
+        linger = self.linger
+        quiet = [entry for entry in self._live.values() if now - entry[0].end > linger]
         for entry in quiet:
             if now - entry[0].end > IDLE or entry[0].ended:
                 self._finish(entry)
