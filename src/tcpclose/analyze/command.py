@@ -143,7 +143,11 @@ def options(args: Namespace) -> Options:
 
 def execute(args: Namespace) -> int:
     opts = options(args)
-    return run(opts, sys.stdout, sys.stderr)
+    if sys.stdout is None:  # started with standard output closed (`>&-`)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what the error path may flush
+        raise InputError("cannot write the output: standard output is closed")
+    err = sys.stderr if sys.stderr is not None else open(os.devnull, "w")  # noqa: SIM115
+    return run(opts, sys.stdout, err)
 
 
 class _Signals:
@@ -277,13 +281,12 @@ def _run(opts: Options, out: TextIO, err: TextIO) -> int:
                 bar.clear()
         out.flush()
     _warn(analysis, err)
-    if analysis.stopped:
+    if signals.received is not None:
         err.write(
             "tcpclose: interrupted: the rows so far and the summary are above "
             "(connections still open listed as open)\n"
         )
-        return signals.status()
-    return int(ExitStatus.OK)
+    return signals.status()
 
 
 def _regular(path: Path) -> bool:

@@ -162,7 +162,39 @@ def _csv_line(values: Iterable[Any]) -> str:
 
 
 def json_row(row: Row) -> str:
-    return json.dumps(record(row), ensure_ascii=False)
+    """`json.dumps(record(row), ensure_ascii=False)`, built from a cached text of the columns
+    that many rows share (tests compare the two)."""
+    v = row.verdict
+    tail_values = (
+        v.bytes_originator,
+        v.bytes_responder,
+        v.packets,
+        v.first_fin,
+        v.first_rst,
+        v.data_after_fin,
+        v.termination,
+        v.reason,
+        v.conn_state,
+        v.history,
+    )
+    tail = _JSON_TAILS.get(tail_values)
+    if tail is None:
+        if len(_JSON_TAILS) >= 4096:
+            _JSON_TAILS.clear()
+        rec = record(row)
+        for name in ("number", "originator", "responder", "start", "duration"):
+            del rec[name]
+        tail = _JSON_TAILS[tail_values] = json.dumps(rec, ensure_ascii=False)[1:]
+    # Addresses and ports need no JSON escaping; json.dumps writes floats with repr().
+    return (
+        f'{{"number": {row.number}, "originator": "{endpoint(v.originator)}", '
+        f'"responder": "{endpoint(v.responder)}", "start": {v.start!r}, '
+        f'"duration": {v.end - v.start!r}, {tail}'
+    )
+
+
+#: the JSON text of the columns after the duration, by their values (many rows share them)
+_JSON_TAILS: dict[tuple, str] = {}
 
 
 class Summary:
@@ -267,29 +299,21 @@ def zeek_footer(closed: float) -> str:
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def zeek_uid(number: int, start: float) -> str:
-    """A Zeek-style uid ("C" and 17 base-62 digits), unique per connection number and
-    repeatable: the same capture gives the same uids."""
-    value = (int(start * 1_000_000) << 32) ^ (number * 0x9E3779B97F4A7C15) ^ number
-    value &= (1 << 100) - 1
+def zeek_uid(number: int) -> str:
+    """A Zeek-style uid: "C" and 17 base-62 digits, here the connection's number (unique in
+    one run, and the same for the same capture)."""
     digits = []
-    for _ in range(17):
-        value, digit = divmod(value, 62)
+    while number:
+        number, digit = divmod(number, 62)
         digits.append(_BASE62[digit])
-    # the number itself in the last digits keeps uids distinct whatever the mixing gives
-    tail = []
-    n = number
-    for _ in range(6):
-        n, digit = divmod(n, 62)
-        tail.append(_BASE62[digit])
-    return "C" + "".join(digits[:11]) + "".join(reversed(tail))
+    return "C" + "".join(reversed(digits)).rjust(17, "0")
 
 
 def zeek_row(row: Row) -> str:
     """One conn.log line (tab-separated, in ZEEK_FIELDS order)."""
     v = row.verdict
     return (
-        f"{v.start:.6f}\t{zeek_uid(row.number, v.start)}\t{v.originator[0]}\t"
+        f"{v.start:.6f}\t{zeek_uid(row.number)}\t{v.originator[0]}\t"
         f"{v.originator[1]}\t{v.responder[0]}\t{v.responder[1]}\ttcp\t"
         f"{v.end - v.start:.6f}\t{v.bytes_originator}\t{v.bytes_responder}\t"
         f"{v.conn_state}\t{v.history or '(empty)'}\t{v.packets_originator}\t"

@@ -398,3 +398,7 @@ def _merge(
     for share in range(workers):
         for _ in rows(share):  # the streams' ends (the workers' last messages)
             raise WorkerFailed("a worker process of --csv sent rows after its end")
+
+
+#: the worker's body as defined here (tests replace `_child` and call this one)
+_real_child = _child

@@ -7,11 +7,13 @@ command creates it only when standard error is a terminal.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TextIO
 
 from tcpclose.analyze.reading import Progress
 
+#: seconds before the bar first shows (TCPCLOSE_PROGRESS_DELAY overrides: tests set 0)
 DELAY = 1.0
 EVERY = 0.1
 _BAR = 24
@@ -21,7 +23,11 @@ class ProgressBar:
     def __init__(self, err: TextIO) -> None:
         self._err = err
         self._start = time.monotonic()
-        self._next = self._start + DELAY
+        try:
+            delay = float(os.environ.get("TCPCLOSE_PROGRESS_DELAY", DELAY))
+        except ValueError:
+            delay = DELAY
+        self._next = self._start + delay
         self._drawn = 0  # characters on the line now
 
     def update(self, p: Progress) -> None:
