@@ -441,12 +441,14 @@ def test_worker_failure_is_one_line_and_status_1(
     path = many_connections(tmp_path / "many.pcap", 200)
     assert main(["analyze", str(path), "--csv"]) == 1
     err = capsys.readouterr().err
+    assert main(["analyze", str(path)]) == 1  # the default view takes two processes too
+    assert capsys.readouterr().err == err
     assert err.splitlines() == [
-        "tcpclose: error: a worker process of --csv failed: MemoryError: worker out of memory"
+        "tcpclose: error: a worker process failed: MemoryError: worker out of memory"
     ]
 
 
-def _child_crash(paths: object, index: int, workers: int, fd: int) -> None:
+def _child_crash(paths: object, index: int, workers: int, fd: int, fmt: object) -> None:
     """A worker whose analysis fails at once, reported as the real `_child` reports it."""
     from tcpclose.analyze import parallel
 
@@ -458,7 +460,7 @@ def _child_crash(paths: object, index: int, workers: int, fd: int) -> None:
     saved = parallel._Share
     parallel._Share = Failing  # type: ignore[misc]
     try:
-        parallel.__dict__["_real_child"](paths, index, workers, fd)
+        parallel.__dict__["_real_child"](paths, index, workers, fd, fmt)
     finally:
         parallel._Share = saved  # type: ignore[misc]
 
@@ -473,7 +475,7 @@ def test_vanished_worker_is_one_line(
     path = many_connections(tmp_path / "many.pcap", 200)
     assert main(["analyze", str(path), "--csv"]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        "tcpclose: error: a worker process of --csv ended without its results"
+        "tcpclose: error: a worker process ended without its results"
     ]
 
 

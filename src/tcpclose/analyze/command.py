@@ -3,7 +3,7 @@
 Exit statuses: 0 analysed (also when a file was truncated: a warning on stderr says where it
 stops), 2 bad command line or filter, 5 a file is missing, unreadable, empty, not a capture,
 of an unsupported link type, `--connection N` names no connection, or the output cannot be
-written (a full disk: `> /dev/full`), 1 a worker process of `--csv` failed, 130 interrupted
+written (a full disk: `> /dev/full`), 1 a worker process failed, 130 interrupted
 by Ctrl-C (SIGINT) and 143 by SIGTERM: the rows decided so far and the summary are written
 first, the connections still open listed as such.
 """
@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import sys
+import textwrap
 import time
 from argparse import Namespace
 from collections.abc import Callable, Iterator
@@ -35,11 +36,12 @@ from tcpclose.analyze.output import (
     zeek_footer,
     zeek_header,
     zeek_row,
+    zeek_uid,
 )
 from tcpclose.analyze.progress import ProgressBar
-from tcpclose.analyze.reading import Analysis, read_rows
+from tcpclose.analyze.reading import Analysis, Progress, in_time_order, read_rows
 from tcpclose.analyze.table import IDLE, LINGER, Row
-from tcpclose.analyze.textview import WorstRows, hint, streamed_layout, worst_view
+from tcpclose.analyze.textview import WorstRows, cells, hint, streamed_layout, worst_view
 from tcpclose.analyze.timeline import render_timeline
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
 from tcpclose.errors import InputError, TcpcloseError, describe_oserror
@@ -238,14 +240,24 @@ def _same_terminal(a: TextIO, b: TextIO) -> bool:
 
 def _run(opts: Options, out: TextIO, err: TextIO) -> int:
     analysis = Analysis()
-    if opts.output == "csv" and opts.filter is None:
+    live = any(str(p) == "-" or not _regular(p) for p in opts.files)
+    if opts.filter is None and opts.output != "timeline" and not live:
         from tcpclose.analyze import parallel
 
         workers = parallel.workers_for(opts.files)
         if workers > 1:
-            for path in opts.files:  # a bad file fails before any row, as in one process
-                open_capture(path).close()
-            parallel.write_csv(opts.files, workers, out, analysis)
+            files = [open_capture(p) for p in opts.files]  # bad files fail before any row
+            try:
+                ordered = [f.path for f in in_time_order(files, analysis.warnings)]
+            finally:
+                for capture in files:
+                    capture.close()
+            mode = _mode(opts, out)
+            out.write(mode.header)
+            summary, worst = parallel.write_rows(
+                ordered, workers, mode.tail, mode.line, out.write, analysis
+            )
+            out.write(mode.footer(summary, worst, analysis))
             out.flush()
             _warn(analysis, err)
             return int(ExitStatus.OK)
@@ -257,13 +269,12 @@ def _run(opts: Options, out: TextIO, err: TextIO) -> int:
         bar = ProgressBar(err)
     flush = out.flush
 
-    def after_batch(progress: object) -> None:
+    def after_batch(progress: Progress) -> None:
         if bar is not None:
-            bar.update(progress)  # type: ignore[arg-type]
+            bar.update(progress)
         if live:
             flush()
 
-    live = any(str(p) == "-" or not _regular(p) for p in opts.files)
     with _Signals() as signals:
         analysis.stop = signals.stop
         analysis.progress = after_batch
@@ -275,7 +286,10 @@ def _run(opts: Options, out: TextIO, err: TextIO) -> int:
             linger=opts.linger,
         )
         try:
-            _write(opts, rows, analysis, out, bar)
+            if opts.output == "timeline":
+                _write_timeline(opts, rows, analysis, out)
+            else:
+                _write(_mode(opts, out), rows, analysis, out, bar)
         finally:
             if bar is not None:
                 bar.clear()
@@ -287,6 +301,132 @@ def _run(opts: Options, out: TextIO, err: TextIO) -> int:
             "(connections still open listed as open)\n"
         )
     return signals.status()
+
+
+@dataclass
+class _Mode:
+    """One output format: its header, each row (whole, or without its number for the
+    processes of `tcpclose.analyze.parallel` and `line` to put it back), its footer."""
+
+    header: str
+    #: a row's whole text; None: rows are not written one by one (the default view)
+    row: Callable[[Row], str] | None
+    #: the text of Row(0, verdict) without its number, for `line(number, tail)`
+    tail: Callable[[Row], str] | None
+    line: Callable[[int, str], str]
+    footer: Callable[[Summary, WorstRows, Analysis], str]
+
+
+def _mode(opts: Options, out: TextIO) -> _Mode:
+    output = opts.output
+    if output == "csv":
+        return _Mode(
+            csv_header(),
+            csv_row,
+            lambda row: csv_row(row)[2:],
+            lambda number, tail: f"{number},{tail}",
+            lambda summary, worst, analysis: "",
+        )
+    if output == "zeek":
+        blank = "\t" + zeek_uid(0) + "\t"
+        return _Mode(
+            zeek_header(time.time()),
+            zeek_row,
+            zeek_row,
+            lambda number, tail: tail.replace(blank, "\t" + zeek_uid(number) + "\t", 1),
+            lambda summary, worst, analysis: zeek_footer(time.time()),
+        )
+    if output == "json":
+        separator = ["\n  "]
+
+        def json_line(number: int, tail: str) -> str:
+            text = f'{separator[0]}{{"number": {number}, {tail}'
+            separator[0] = ",\n  "
+            return text
+
+        return _Mode(
+            '{"connections": [',
+            lambda row: json_line(row.number, json_row(row).split(", ", 1)[1]),
+            lambda row: json_row(row).split(", ", 1)[1],
+            json_line,
+            _json_footer,
+        )
+    width = _width(opts, out)
+    if output == "all":
+        lay = streamed_layout(width)
+        digits = lay.widths[0]
+
+        def footer(summary: Summary, worst: WorstRows, analysis: Analysis) -> str:
+            lines = [lay.dropped_note(width) or "", *summary.lines(), _counts(analysis)]
+            return "\n".join(line for line in lines if line) + "\n"
+
+        return _Mode(
+            lay.header() + "\n",
+            lambda row: lay.line(cells(row)) + "\n",
+            lambda row: lay.line(cells(row))[digits:] + "\n",
+            lambda number, tail: str(number).rjust(digits) + tail,
+            footer,
+        )
+
+    def view(summary: Summary, worst: WorstRows, analysis: Analysis) -> str:
+        lines = [*summary.lines(), _counts(analysis)]
+        if width:
+            lines = _wrapped(lines, width)
+        lines.append("")
+        lines += worst_view(worst, width)
+        lines.append("")
+        lines += _wrapped([hint(worst, summary.connections)], width or 0)
+        return "\n".join(lines) + "\n"
+
+    return _Mode("", None, None, lambda number, tail: "", view)
+
+
+def _wrapped(lines: list[str], width: int) -> list[str]:
+    """Prose lines wrapped at `width` (0: as they are); words are never cut."""
+    if not width:
+        return lines
+    out: list[str] = []
+    for line in lines:
+        out += textwrap.wrap(
+            line, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False
+        ) or [""]
+    return out
+
+
+def _write(
+    mode: _Mode, rows: Iterator[Row], analysis: Analysis, out: TextIO, bar: ProgressBar | None
+) -> None:
+    """Single process: the header, each row as it is decided, the footer."""
+    summary = Summary()
+    worst = WorstRows()
+    write = out.write
+    add, keep = summary.add, worst.add
+    write(mode.header)
+    fmt = mode.row
+    if fmt is None:
+        for row in rows:
+            add(row)
+            keep(row)
+    else:
+        for row in rows:
+            add(row)
+            keep(row)
+            write(fmt(row))
+    if bar is not None:
+        bar.clear()
+    write(mode.footer(summary, worst, analysis))
+
+
+def _write_timeline(opts: Options, rows: Iterator[Row], analysis: Analysis, out: TextIO) -> None:
+    wanted = [row for row in rows if row.number == opts.connection]
+    if not wanted:
+        if analysis.stopped:
+            return
+        raise InputError(
+            f"no connection {opts.connection} (the capture has {analysis.connections}: "
+            f"0 to {analysis.connections - 1})"
+        )
+    out.write(render_timeline(wanted[0].number, wanted[0].verdict, analysis.timeline))
 
 
 def _regular(path: Path) -> bool:
@@ -301,78 +441,6 @@ def _warn(analysis: Analysis, err: TextIO) -> None:
         err.write(f"tcpclose: warning: {warning}\n")
 
 
-def _write(
-    opts: Options,
-    rows: Iterator[Row],
-    analysis: Analysis,
-    out: TextIO,
-    bar: ProgressBar | None,
-) -> None:
-    summary = Summary()
-    write = out.write
-    if opts.output == "csv":
-        write(csv_header())
-        _each(rows, summary, write, csv_row)
-    elif opts.output == "zeek":
-        write(zeek_header(time.time()))
-        _each(rows, summary, write, zeek_row)
-        write(zeek_footer(time.time()))
-    elif opts.output == "json":
-        _write_json(rows, summary, analysis, out)
-    elif opts.output == "timeline":
-        wanted = [row for row in rows if row.number == opts.connection]
-        if not wanted:
-            if analysis.stopped:
-                return
-            raise InputError(
-                f"no connection {opts.connection} (the capture has {analysis.connections}: "
-                f"0 to {analysis.connections - 1})"
-            )
-        write(render_timeline(wanted[0].number, wanted[0].verdict, analysis.timeline))
-    elif opts.output == "all":
-        width = _width(opts, out)
-        lay = streamed_layout(width)
-        worst = WorstRows()
-        write(lay.header() + "\n")
-        line = lay.line
-        from tcpclose.analyze.textview import cells
-
-        for row in rows:
-            summary.add(row)
-            worst.add(row)
-            write(line(cells(row)) + "\n")
-        note = lay.dropped_note(width)
-        if note:
-            write(note + "\n")
-        for text in summary.lines():
-            write(text + "\n")
-        write(_counts(analysis) + "\n")
-    else:
-        width = _width(opts, out)
-        worst = WorstRows()
-        for row in rows:
-            summary.add(row)
-            worst.add(row)
-        if bar is not None:
-            bar.clear()
-        lines = summary.lines()
-        lines.append(_counts(analysis))
-        lines.append("")
-        lines += worst_view(worst, width)
-        lines.append("")
-        lines.append(hint(worst, summary.connections))
-        write("\n".join(lines) + "\n")
-
-
-def _each(
-    rows: Iterator[Row], summary: Summary, write: Callable[[str], object], fmt: Callable
-) -> None:
-    add = summary.add
-    for row in rows:
-        add(row)
-        write(fmt(row))
-
-
 def _counts(analysis: Analysis) -> str:
     return (
         f"{analysis.packets:,} packets read, {analysis.tcp_packets:,} TCP, "
@@ -380,15 +448,7 @@ def _counts(analysis: Analysis) -> str:
     )
 
 
-def _write_json(rows: Iterator[Row], summary: Summary, analysis: Analysis, out: TextIO) -> None:
-    """One JSON document, written as rows arrive: {"connections": [...], "summary": {...}}."""
-    out.write('{"connections": [')
-    first = True
-    for row in rows:
-        summary.add(row)
-        out.write("\n  " if first else ",\n  ")
-        out.write(json_row(row))
-        first = False
+def _json_footer(summary: Summary, worst: WorstRows, analysis: Analysis) -> str:
     extra = {
         "packets": analysis.packets,
         "tcp_packets": analysis.tcp_packets,
@@ -396,7 +456,7 @@ def _write_json(rows: Iterator[Row], summary: Summary, analysis: Analysis, out: 
         "warnings": analysis.warnings,
         "interrupted": analysis.stopped,
     }
-    out.write('\n], "summary": ' + json.dumps(summary.to_json(extra)) + "}\n")
+    return '\n], "summary": ' + json.dumps(summary.to_json(extra)) + "}\n"
 
 
 __all__ = ["Options", "TcpcloseError", "configure", "execute", "options", "run"]

@@ -224,13 +224,22 @@ class Summary:
             )
             self.resetters[who] += 1
 
+    def merge(self, other: Summary) -> None:
+        """Add another summary's counts (of other rows) to this one."""
+        self.connections += other.connections
+        self.by_termination.update(other.by_termination)
+        self.by_conn_state.update(other.by_conn_state)
+        self.resetters.update(other.resetters)
+        self.bytes_originator += other.bytes_originator
+        self.bytes_responder += other.bytes_responder
+
     def to_json(self, extra: dict[str, Any]) -> dict[str, Any]:
         return {
             "connections": self.connections,
-            "terminations": dict(self.by_termination.most_common()),
-            "conn_states": dict(self.by_conn_state.most_common()),
+            "terminations": dict(_most(self.by_termination)),
+            "conn_states": dict(_most(self.by_conn_state)),
             "top_resetters": [
-                {"endpoint": who, "resets": n} for who, n in self.resetters.most_common(5)
+                {"endpoint": who, "resets": n} for who, n in _most(self.resetters, 5)
             ],
             "bytes": {"originators": self.bytes_originator, "responders": self.bytes_responder},
             **extra,
@@ -238,19 +247,26 @@ class Summary:
 
     def lines(self) -> list[str]:
         """The summary as plain lines for the terminal."""
-        counts = ", ".join(f"{name} {n:,}" for name, n in self.by_termination.most_common())
+        counts = ", ".join(f"{name} {n:,}" for name, n in _most(self.by_termination))
         out = [f"{self.connections:,} connections: {counts or 'none'}"]
         if self.by_conn_state:
-            states = ", ".join(f"{name} {n:,}" for name, n in self.by_conn_state.most_common())
+            states = ", ".join(f"{name} {n:,}" for name, n in _most(self.by_conn_state))
             out.append(f"conn_state: {states}")
         if self.resetters:
-            worst = ", ".join(f"{who}: {n:,}" for who, n in self.resetters.most_common(5))
+            worst = ", ".join(f"{who}: {n:,}" for who, n in _most(self.resetters, 5))
             out.append(f"who reset most: {worst}")
         out.append(
             f"payload bytes: {self.bytes_originator:,} from originators, "
             f"{self.bytes_responder:,} from responders"
         )
         return out
+
+
+def _most(counts: Counter[str], n: int | None = None) -> list[tuple[str, int]]:
+    """The largest counts first, equal counts by name (the same whatever the order of the
+    rows that made them)."""
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ordered if n is None else ordered[:n]
 
 
 #: Zeek conn.log fields written by `--zeek` (the ones computed here), in Zeek's order
