@@ -10,6 +10,7 @@ and the same warnings; one tracker fed both ways must hold the same state after 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -18,6 +19,7 @@ import socket
 import struct
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,23 +49,51 @@ def run_both(path: Path, modes: tuple[str, ...] = ("csv",)) -> tuple[list[Row], 
     """Rows and counts of both paths; asserts they are the same (or the same error), and
     that every output in `modes` is the same from 1, 2 and 3 processes."""
     results = []
-    for reference in (True, False):
+    # the reference path, the pure fast path, the compiled fast path (when it is built)
+    for reference, compiled in ((True, False), (False, False), (False, True)):
         analysis = Analysis()
         try:
-            rows = list(read_rows(path, analysis=analysis, reference=reference))
+            with compiled_loop(compiled):
+                rows = list(read_rows(path, analysis=analysis, reference=reference))
         except TcpcloseError as exc:
             results.append(("error", str(exc)))
             continue
         counts = (analysis.packets, analysis.tcp_packets, analysis.skipped, analysis.connections)
         results.append((rows, counts, analysis.warnings))
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
     for mode in modes:
-        single = csv_output(path, 1, mode)
-        for workers in (2, 3):
+        with compiled_loop(False):
+            single = csv_output(path, 1, mode)
+        for workers in (1, 2, 3):
             assert csv_output(path, workers, mode) == single, mode
+        with compiled_loop(False):
+            assert csv_output(path, 2, mode) == single, mode
     if results[1][0] == "error":
         return [], Analysis()
     return results[1][0], analysis
+
+
+@contextlib.contextmanager
+def compiled_loop(on: bool) -> Iterator[None]:
+    """With the compiled inner loop (`tcpclose.analyze._fastscan`, when built) or without."""
+    from tcpclose.analyze import parallel, table
+
+    saved = table._fastscan
+    table._fastscan = saved if on else None  # type: ignore[assignment]
+    parallel._fastscan = table._fastscan  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        table._fastscan = parallel._fastscan = saved  # type: ignore[assignment]
+
+
+def test_the_compiled_loop_is_built_where_a_compiler_is() -> None:
+    """With gcc (install-system-deps installs it), the tests above test the compiled loop."""
+    if shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the pure path only")
+    from tcpclose.analyze import table
+
+    assert table._fastscan is not None
 
 
 def csv_output(path: Path, workers: int, mode: str = "csv") -> tuple[str, str]:

@@ -42,9 +42,11 @@ from tcpclose.analyze.capfile import open_capture
 from tcpclose.analyze.output import Summary, csv_header, csv_row
 from tcpclose.analyze.reading import Analysis
 from tcpclose.analyze.table import (
+    _NETWORK_AT,
     SWEEP,
     ConnectionTable,
     Row,
+    _fastscan,
     decode,
     ipv4_fields,
     ipv4_headers,
@@ -171,9 +173,16 @@ class ShareTable(ConnectionTable):
         self.tag = 2 * self.packets
         super()._frame(lt, t, buf, off, end)
 
+    def _share(self) -> tuple[int, bytes]:
+        return self.index, np.array(_cuts(self.workers), dtype=np.uint32).tobytes()
+
     def _scan_batch(
         self, lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray, times: np.ndarray
     ) -> None:
+        where = _NETWORK_AT.get(lt)
+        if _fastscan is not None and where is not None and self.compiled:
+            self._scan_compiled(lt, where, buf, starts, ends, times)
+            return
         base = self.packets
         count = len(starts)
         headers = ipv4_headers(lt, buf, starts, ends)
