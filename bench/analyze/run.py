@@ -9,10 +9,11 @@ one in ten resetting, captured by `tcpdump -i lo`. The 2x file is the 1x file fo
 itself shifted in time (the same 4-tuples reused: new connections, as tshark's tcp.stream).
 
 Measured in one run, each command `--runs` times, in rounds (each round runs every command
-once), median wall time, peak RSS summed over the command's processes (`tcpclose analyze
---csv` forks a worker on large files; each process's VmHWM, read every 10 ms): tshark -T
-fields (tcp.stream, tcp.flags, tcp.len), tcpdump -r -nn, and tcpclose analyze --csv, all
-with output to /dev/null; on the 2x file tcpclose only.
+once), median wall time, peak RSS of the largest process and summed over the command's
+processes (`tcpclose analyze --csv` forks a worker on large files; each process's VmHWM,
+read every 10 ms): tshark -T fields (tcp.stream, tcp.flags, tcp.len), tcpdump -r -nn, and
+`tcpclose analyze` in every mode (the default view, --all, --json, --csv, --zeek), all with
+output to /dev/null; on the 2x file tcpclose only.
 """
 
 from __future__ import annotations
@@ -144,17 +145,17 @@ while child.poll() is None:
     time.sleep(0.01)
 wall = time.perf_counter() - t
 assert child.returncode == 0, child.returncode
-print(wall, sum(peaks.values()))
+print(wall, sum(peaks.values()), max(peaks.values()))
 """
 
 
-def measure(cmd: list[str]) -> tuple[float, int]:
+def measure(cmd: list[str]) -> tuple[float, int, int]:
     """Wall seconds and the peak RSS in MB summed over the command's processes (its own and
     any it forks: each one's VmHWM, read every 10 ms while it runs), through a fresh Python."""
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, *cmd], capture_output=True, text=True, check=True
     ).stdout.split()
-    return float(out[0]), int(out[1]) // 1024
+    return float(out[0]), int(out[1]) // 1024, int(out[2]) // 1024
 
 
 def commands(path: Path) -> dict[str, list[str]]:
@@ -180,8 +181,15 @@ def commands(path: Path) -> dict[str, list[str]]:
             "tcp.len",
         ],
         "tcpdump -r -nn": ["tcpdump", "-r", str(path), "-nn"],
-        "tcpclose analyze --csv": [*env_python, "analyze", "--csv", str(path)],
+        **{
+            f"tcpclose analyze {mode}".rstrip(): [*env_python, "analyze", str(path), *mode.split()]
+            for mode in MODES
+        },
     }
+
+
+#: every output mode of `tcpclose analyze` ("": the default view)
+MODES = ("", "--all", "--json", "--csv", "--zeek")
 
 
 def main() -> int:
@@ -204,30 +212,36 @@ def main() -> int:
         todo = {
             name: cmd
             for name, cmd in commands(path).items()
-            if path is one or name == "tcpclose analyze --csv"
+            if path is one or name.startswith("tcpclose")
         }
         # Round-robin: each round runs every command once, so that a burst of load from
         # other jobs falls on all of them alike.
-        runs: dict[str, list[tuple[float, int]]] = {name: [] for name in todo}
+        runs: dict[str, list[tuple[float, int, int]]] = {name: [] for name in todo}
         for _ in range(args.runs):
             for name, cmd in todo.items():
                 runs[name].append(measure(cmd))
         for name, measured in runs.items():
             wall = statistics.median(r[0] for r in measured)
-            rss = max(r[1] for r in measured)
-            results[(path.name, name)] = (wall, rss, packets)
+            summed = max(r[1] for r in measured)
+            largest = max(r[2] for r in measured)
+            results[(path.name, name)] = (wall, summed, largest, packets)
             print(
-                f"  {name:<24} median {wall:7.2f} s  {packets / wall / 1000:8.0f} kpkt/s  "
-                f"peak RSS {rss} MB  (runs: {', '.join(f'{r[0]:.2f}' for r in measured)})",
+                f"  {name:<28} median {wall:7.2f} s  {packets / wall / 1000:8.0f} kpkt/s  "
+                f"peak RSS {largest} MB per process, {summed} MB summed  "
+                f"(runs: {', '.join(f'{r[0]:.2f}' for r in measured)})",
                 flush=True,
             )
-    ours = results[(one.name, "tcpclose analyze --csv")]
-    ours2 = results[(two.name, "tcpclose analyze --csv")]
     tshark = results[(one.name, "tshark -T fields")][0]
     tcpdump_s = results[(one.name, "tcpdump -r -nn")][0]
-    print(f"\ntcpclose vs tshark -T fields: {tshark / ours[0]:.2f}x the packets per second")
-    print(f"tcpclose vs tcpdump -r -nn:   {tcpdump_s / ours[0]:.2f}x the packets per second")
-    print(f"tcpclose peak RSS: {ours[1]} MB (1x), {ours2[1]} MB (2x)")
+    print()
+    for mode in MODES:
+        name = f"tcpclose analyze {mode}".rstrip()
+        ours, ours2 = results[(one.name, name)], results[(two.name, name)]
+        print(
+            f"{name:<28} {tshark / ours[0]:6.2f}x tshark, {tcpdump_s / ours[0]:5.2f}x tcpdump; "
+            f"peak RSS {ours[2]}/{ours[1]} MB (1x, per process/summed), "
+            f"{ours2[2]}/{ours2[1]} MB (2x)"
+        )
     print(json.dumps({f"{k[0]} {k[1]}": v for k, v in results.items()}))
     return 0
 

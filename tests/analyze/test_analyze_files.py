@@ -198,7 +198,12 @@ def test_json_document(capsys: pytest.CaptureFixture[str]) -> None:
 def test_table_and_timeline(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(DATA / "three-closes.pcap")]) == 0
     out = capsys.readouterr().out
-    assert "half-close" in out and "who reset most" in out and "ShADaFdf" in out
+    # The default view: the summary, the non-graceful connections, a hint for --all.
+    assert "half-close 1" in out and "who reset most" in out and "ShADaFR" not in out
+    assert "ShADaFdR" in out and "ShADaFdf" not in out and "--all" in out
+    assert main(["analyze", "--all", str(DATA / "three-closes.pcap")]) == 0
+    out = capsys.readouterr().out
+    assert "ShADaFdf" in out and "ShADaFdR" in out and "the lesson's close case" in out
     assert main(["analyze", "--connection", "1", str(DATA / "three-closes.pcap")]) == 0
     out = capsys.readouterr().out
     assert "'Hi, data1'" in out and "<-" in out and "rst-after-close" in out

@@ -10,6 +10,7 @@ and the same warnings; one tracker fed both ways must hold the same state after 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -18,6 +19,7 @@ import socket
 import struct
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,35 +41,70 @@ DATA = Path(__file__).parents[1] / "data" / "analyze"
 Segment = tuple[bool, int, int, int, int, int, float]
 
 
-def run_both(path: Path) -> tuple[list[Row], Analysis]:
-    """Rows and counts of both paths; asserts they are the same (or the same error)."""
+#: every output of `tcpclose analyze` that more than one process can write
+MODES = ("csv", "json", "zeek", "all", "table")
+
+
+def run_both(path: Path, modes: tuple[str, ...] = ("csv",)) -> tuple[list[Row], Analysis]:
+    """Rows and counts of both paths; asserts they are the same (or the same error), and
+    that every output in `modes` is the same from 1, 2 and 3 processes."""
     results = []
-    for reference in (True, False):
+    # the reference path, the pure fast path, the compiled fast path (when it is built)
+    for reference, compiled in ((True, False), (False, False), (False, True)):
         analysis = Analysis()
         try:
-            rows = list(read_rows(path, analysis=analysis, reference=reference))
+            with compiled_loop(compiled):
+                rows = list(read_rows(path, analysis=analysis, reference=reference))
         except TcpcloseError as exc:
             results.append(("error", str(exc)))
             continue
         counts = (analysis.packets, analysis.tcp_packets, analysis.skipped, analysis.connections)
         results.append((rows, counts, analysis.warnings))
-    assert results[0] == results[1]
-    single = csv_output(path, 1)
-    for workers in (2, 3):
-        assert csv_output(path, workers) == single
+    assert results[0] == results[1] == results[2]
+    for mode in modes:
+        with compiled_loop(False):
+            single = csv_output(path, 1, mode)
+        for workers in (1, 2, 3):
+            assert csv_output(path, workers, mode) == single, mode
+        with compiled_loop(False):
+            assert csv_output(path, 2, mode) == single, mode
     if results[1][0] == "error":
         return [], Analysis()
     return results[1][0], analysis
 
 
-def csv_output(path: Path, workers: int) -> tuple[str, str]:
-    """`tcpclose analyze --csv path` (stdout, stderr) with `workers` processes (1: the single
-    process; more: `tcpclose.analyze.parallel`, forced on whatever the file's size)."""
+@contextlib.contextmanager
+def compiled_loop(on: bool) -> Iterator[None]:
+    """With the compiled inner loop (`tcpclose.analyze._fastscan`, when built) or without."""
+    from tcpclose.analyze import parallel, table
+
+    saved = table._fastscan
+    table._fastscan = saved if on else None  # type: ignore[assignment]
+    parallel._fastscan = table._fastscan  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        table._fastscan = parallel._fastscan = saved  # type: ignore[assignment]
+
+
+def test_the_compiled_loop_is_built_where_a_compiler_is() -> None:
+    """With gcc (install-system-deps installs it), the tests above test the compiled loop."""
+    if shutil.which("gcc") is None:
+        pytest.skip("no C compiler: the pure path only")
+    from tcpclose.analyze import table
+
+    assert table._fastscan is not None
+
+
+def csv_output(path: Path, workers: int, mode: str = "csv") -> tuple[str, str]:
+    """`tcpclose analyze --MODE path` (stdout, stderr) with `workers` processes (1: the single
+    process; more: `tcpclose.analyze.parallel`, forced on whatever the file's size). The
+    times of a Zeek log's #open and #close lines are left out."""
     saved = os.environ.get("TCPCLOSE_WORKERS")
     os.environ["TCPCLOSE_WORKERS"] = str(workers)
     out, err = io.StringIO(), io.StringIO()
     try:
-        run(Options((path,), None, "csv", None), out, err)
+        run(Options((path,), None, mode, None, width=0), out, err)
     except TcpcloseError as exc:
         return "error", str(exc)
     finally:
@@ -75,7 +112,10 @@ def csv_output(path: Path, workers: int) -> tuple[str, str]:
             del os.environ["TCPCLOSE_WORKERS"]
         else:
             os.environ["TCPCLOSE_WORKERS"] = saved
-    return out.getvalue(), err.getvalue()
+    text = out.getvalue()
+    if mode == "zeek":
+        text = "\n".join(ln for ln in text.split("\n") if not ln.startswith(("#open", "#close")))
+    return text, err.getvalue()
 
 
 def state(tracker: ConnectionTracker) -> dict[str, object]:
@@ -235,11 +275,11 @@ def test_feed_fields_keeps_the_reference_state(
 
 def test_committed_captures(tmp_path: Path) -> None:
     for name in ("three-closes.pcap", "three-closes.pcapng"):
-        rows, _ = run_both(DATA / name)
+        rows, _ = run_both(DATA / name, MODES)
         assert len(rows) == 3
         gz = tmp_path / f"{name}.gz"
         gz.write_bytes(gzip.compress((DATA / name).read_bytes()))
-        assert run_both(gz)[0] == rows
+        assert run_both(gz, MODES)[0] == rows
 
 
 @pytest.mark.parametrize("linktype", [1, 113, 276, 0, 101, 228])
@@ -297,7 +337,7 @@ def test_link_types_and_odd_frames(tmp_path: Path, linktype: int) -> None:
                 frames.append((p.t + i, ethernet(udp)))
             elif linktype in (101, 0):
                 frames.append((p.t + i, (struct.pack("<I", 30) if linktype == 0 else b"") + v6))
-    rows, analysis = run_both(write_pcap(tmp_path / "x.pcap", frames, linktype))
+    rows, analysis = run_both(write_pcap(tmp_path / "x.pcap", frames, linktype), MODES)
     assert rows and analysis.skipped > 0
 
 
@@ -376,7 +416,7 @@ def test_many_connections_across_sweeps(tmp_path: Path) -> None:
             frames.append((t + 0.0005, late[1]))
         t += 0.0007 if n % 1000 else 7.0
         n += 1
-    rows, analysis = run_both(write_pcap(tmp_path / "big.pcap", frames))
+    rows, analysis = run_both(write_pcap(tmp_path / "big.pcap", frames), MODES)
     assert analysis.packets == len(frames) and len(rows) > 10_000
 
 
@@ -394,5 +434,5 @@ def test_live_nginx_capture(tmp_path: Path) -> None:
             exchange(port, kind)
         exchange(closed, "refused")
         exchange(port, "graceful")
-    rows, _ = run_both(path)
+    rows, _ = run_both(path, MODES)
     assert len(rows) >= 17

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -116,9 +117,9 @@ CASES = {
         "RSTO",
         "ShADaR",
     ),
-    "originator resets with the answer unanswered (heuristic: unread)": (
+    "originator resets after receiving the answer: abort (linger 0 or unread)": (
         [*HANDSHAKE, ("c", "PA", 5), ("s", "PA", 9), ("c", "A", 0), ("c", "RA", 0)],
-        Termination.RST_UNREAD,
+        Termination.ABORT,
         None,
         Side.ORIGINATOR,
         False,
@@ -134,14 +135,23 @@ CASES = {
         "RSTR",
         "ShADdr",
     ),
-    "responder resets with the request unread": (
+    "responder resets after receiving the request: abort (linger 0 or unread)": (
         [*HANDSHAKE, ("c", "PA", 5), ("s", "RA", 0)],
-        Termination.RST_UNREAD,
+        Termination.ABORT,
         None,
         Side.RESPONDER,
         False,
         "RSTR",
         "ShADr",
+    ),
+    "responder resets with its window closed: unread, proven": (
+        [*HANDSHAKE, ("c", "PA", 5), ("s", "A0", 0), ("s", "RA", 0)],
+        Termination.RST_UNREAD,
+        None,
+        Side.RESPONDER,
+        False,
+        "RSTR",
+        "ShADawr",
     ),
     "fin then rst by the responder": (
         [
@@ -232,9 +242,54 @@ def test_retransmission_counted_once() -> None:
     assert v.packets == 6
 
 
-def test_rst_unread_says_heuristic() -> None:
-    v = classify_packets(conversation(CASES["responder resets with the request unread"][0]))
-    assert "heuristic" in v.reason
+def test_abort_after_receiving_everything_names_both_causes() -> None:
+    name = "responder resets after receiving the request: abort (linger 0 or unread)"
+    v = classify_packets(conversation(CASES[name][0]))
+    assert "SO_LINGER {1, 0}" in v.reason and "unread" in v.reason
+    assert "after receiving all 5 bytes" in v.reason
+
+
+def test_abort_before_acknowledging_says_lost_in_flight() -> None:
+    steps = [*HANDSHAKE, ("c", "PA", 5), ("s", "A", 0), ("c", "PA", 7), ("s", "RA", 0)]
+    packets = conversation(steps)
+    packets[-1] = dataclasses.replace(packets[-1], ack=packets[-3].ack)  # ACKs only the first 5
+    v = classify_packets(packets)
+    assert v.termination is Termination.ABORT
+    assert "before acknowledging all" in v.reason
+
+
+def test_unread_needs_the_window_still_closed() -> None:
+    # The window reopened (the application read) before the RST: an abort, not proven unread.
+    steps = [*HANDSHAKE, ("c", "PA", 5), ("s", "A0", 0), ("s", "A", 0), ("s", "RA", 0)]
+    v = classify_packets(conversation(steps))
+    assert v.termination is Termination.ABORT
+    unread = "responder resets with its window closed: unread, proven"
+    v = classify_packets(conversation(CASES[unread][0]))
+    assert "zero window" in v.reason and "heuristic" not in v.reason
+
+
+def test_out_of_order_bytes_count_by_sequence_space() -> None:
+    # 300 bytes in three segments, the second captured last: 300, not 200.
+    steps = [*HANDSHAKE, ("c", "PA", 100), ("c>", "PA", 100), ("c", "PA", 100), ("c<", "", 0)]
+    steps += [("s", "A", 0), ("c", "FA", 0), ("s", "FA", 0), ("c", "A", 0)]
+    v = classify_packets(conversation(steps))
+    assert v.bytes_originator == 300
+    assert v.termination is Termination.GRACEFUL
+    # The late segment again (a retransmission) counts nothing more.
+    packets = conversation(steps)
+    late = packets[5]
+    assert late.seq == packets[3].seq_end
+    v = classify_packets([*packets[:6], dataclasses.replace(late, t=late.t + 0.001)])
+    assert v.bytes_originator == 300
+
+
+def test_holes_fill_in_any_order() -> None:
+    steps = [*HANDSHAKE, ("c>", "PA", 10), ("c>", "PA", 20), ("c", "PA", 30)]
+    packets = conversation(steps)
+    # hold two: conversation holds one per side, so build the second reorder by hand
+    first, second = (p for p in conversation([*HANDSHAKE, ("c", "PA", 10), ("c", "PA", 20)])[3:])
+    v = classify_packets([*packets, second, first])
+    assert v.bytes_originator == 60
 
 
 def test_syn_ack_first_makes_its_receiver_the_originator() -> None:

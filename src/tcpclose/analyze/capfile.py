@@ -6,6 +6,11 @@
 copied one by one. Nothing is kept once a chunk is consumed, so memory stays flat whatever the
 file's size.
 
+`-` is standard input. A pipe, a FIFO or a terminal (anything but a regular file) is read as
+a live stream: each read takes what has arrived, and while nothing arrives `batches()` yields
+an empty batch every `TICK` seconds, so that the analyser can finish connections that went
+idle (`CaptureFile.live`, `CaptureFile.last_data`).
+
 Errors: a file that is empty, is not a capture or has an unsupported link type raises
 `InputError` before any frame. A file that stops in the middle of a record (truncated, or
 corrupt from some point on) ends the stream early; `stopped` then says where, in one line,
@@ -14,16 +19,20 @@ and `frames_read` how many frames came before.
 
 from __future__ import annotations
 
+import os
+import select
+import stat
 import struct
+import sys
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tcpclose.errors import InputError, from_oserror
+from tcpclose.errors import InputError, describe_oserror
 
 #: Link types the analyser decodes (LINKTYPE_* numbers as written in files).
 LINKTYPES: dict[int, str] = {
@@ -40,6 +49,8 @@ LINKTYPES: dict[int, str] = {
 }
 
 CHUNK = 1 << 20
+#: seconds a live stream may stay silent before `batches()` yields an empty batch
+TICK = 0.25
 #: A record larger than this is taken as corruption, not as a packet.
 MAX_RECORD = 1 << 24
 
@@ -67,10 +78,23 @@ def check_linktype(linktype: int, where: str) -> None:
 class CaptureFile:
     """One opened capture; iterate `frames()` once."""
 
-    def __init__(self, path: Path, stream: BinaryIO, head: bytes, compressed: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        stream: _Source | GunzipStream,
+        head: bytes,
+        compressed: bool,
+        live: bool = False,
+    ) -> None:
         self.path = path
-        self.name = str(path)
+        self.name = "standard input" if str(path) == "-" else str(path)
         self._f = stream
+        #: a pipe, FIFO or terminal: read as it arrives, with ticks while it is silent
+        self.live = live
+        #: time.monotonic() of the last read that brought data
+        self.last_data = time.monotonic()
+        #: the raw file (its size and the bytes read so far, for a progress bar)
+        self.source: _Source | None = None
         self._head = head
         self.compressed = compressed
         self.frames_read = 0
@@ -101,10 +125,19 @@ class CaptureFile:
             if self.format == "pcap":
                 yield from self._pcap()
             else:
-                yield from self._pcapng()
+                for frame in self._pcapng():
+                    if frame is not None:
+                        yield frame
             self._gzip_broken()
         except OSError as exc:
-            raise from_oserror(exc, f"reading {self.name}") from exc
+            raise _read_error(exc, self.name) from exc
+
+    def _read(self, size: int) -> bytes | None:
+        """The next bytes (b"" at the end); None when a live stream had nothing for TICK s."""
+        data = self._f.read(size)
+        if data:
+            self.last_data = time.monotonic()
+        return data
 
     def batches(self) -> Iterator[Batch]:
         """The same records as `frames()`, many at a time: (linktype, buf, starts, ends, times),
@@ -117,12 +150,12 @@ class CaptureFile:
                 yield from self._grouped(self._pcapng())
             self._gzip_broken()
         except OSError as exc:
-            raise from_oserror(exc, f"reading {self.name}") from exc
+            raise _read_error(exc, self.name) from exc
 
     def _pcap_batches(self) -> Iterator[Batch]:
         """`_pcap`, one chunk at a time: only the record walk is per record, in Python; the
         timestamps are computed with numpy, with the same float operations as `_pcap`."""
-        read = self._f.read
+        read = self._read
         incl_at = struct.Struct(self._endian + "I").unpack_from
         u32 = np.dtype(self._endian + "u4")
         lt = self.linktype
@@ -164,19 +197,30 @@ class CaptureFile:
                     self._stop(base + pos, "truncated record")
                 return
             chunk = read(CHUNK)
+            while chunk is None:  # a live stream, silent: let the analyser look at the clock
+                yield lt, b"", _NO_FRAMES, _NO_FRAMES, _NO_TIMES
+                chunk = read(CHUNK)
             if not chunk:
                 eof = True
             base += pos
             buf = buf[pos:] + chunk
             pos = 0
 
-    def _grouped(self, frames: Iterator[Frame]) -> Iterator[Batch]:
-        """Frames gathered into batches of one buffer and one link type."""
+    def _grouped(self, frames: Iterator[Frame | None]) -> Iterator[Batch]:
+        """Frames gathered into batches of one buffer and one link type (None: a tick, which
+        ends the batch so far and becomes an empty batch)."""
         starts: list[int] = []
         ends: list[int] = []
         times: list[float] = []
         current: tuple[int, bytes] | None = None
-        for lt, t, buf, start, end in frames:
+        for frame in frames:
+            if frame is None:
+                if current is not None and starts:
+                    yield _batch(current, starts, ends, times)
+                    starts, ends, times = [], [], []
+                yield -1, b"", _NO_FRAMES, _NO_FRAMES, _NO_TIMES
+                continue
+            lt, t, buf, start, end = frame
             if current is None or current[0] != lt or current[1] is not buf:
                 if current is not None and starts:
                     yield _batch(current, starts, ends, times)
@@ -204,7 +248,7 @@ class CaptureFile:
         )
 
     def _pcap(self) -> Iterator[Frame]:
-        read = self._f.read
+        read = self._read
         hdr = struct.Struct(self._endian + "IIII").unpack_from
         lt = self.linktype
         unit = self._unit
@@ -233,15 +277,18 @@ class CaptureFile:
                     self._stop(base + pos, "truncated record")
                 return
             chunk = read(CHUNK)
+            while chunk is None:  # a live stream, silent
+                chunk = read(CHUNK)
             if not chunk:
                 eof = True
             base += pos
             buf = buf[pos:] + chunk
             pos = 0
 
-    def _pcapng(self) -> Iterator[Frame]:
-        """Blocks: SHB (byte order), IDB (link type, time resolution), EPB/SPB/PB (packets)."""
-        read = self._f.read
+    def _pcapng(self) -> Iterator[Frame | None]:
+        """Blocks: SHB (byte order), IDB (link type, time resolution), EPB/SPB/PB (packets);
+        None when a live stream is silent."""
+        read = self._read
         buf = self._head
         base = 0
         pos = 0
@@ -313,11 +360,23 @@ class CaptureFile:
                     self._stop(base + pos, "truncated block")
                 return
             chunk = read(CHUNK)
+            while chunk is None:
+                yield None
+                chunk = read(CHUNK)
             if not chunk:
                 eof = True
             base += pos
             buf = buf[pos:] + chunk
             pos = 0
+
+
+_NO_FRAMES = np.zeros(0, dtype=np.int64)
+_NO_TIMES = np.zeros(0, dtype=np.float64)
+
+
+def _read_error(exc: OSError, name: str) -> InputError:
+    """A read that failed: the input's fault (status 5), with the system's words."""
+    return InputError(f"reading {name}: {describe_oserror(exc)}")
 
 
 def _batch(
@@ -353,24 +412,34 @@ class GunzipStream:
     """A gzip reader that hands out every byte it could decompress, even from a cut file.
 
     `read(n)` never raises for a truncated or broken stream: it returns what decompressed,
-    then b""; `broken` then holds one line saying why. Multi-member files are followed.
+    then b""; `broken` then holds one line saying why. Multi-member files are followed (and
+    zero padding after the last member ignored). From a live source, `read` returns None
+    when nothing could be decompressed before the source fell silent.
     """
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: _Source) -> None:
         self._raw = raw
         self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        #: the current member has had input (a new member's object, made after the end
+        #: marker of the one before, has not: ending there is no truncation)
+        self._started = False
         self._pending = b""
         self.broken: str | None = None
         self._done = False
 
-    def read(self, n: int) -> bytes:
+    def read(self, n: int) -> bytes | None:
         while len(self._pending) < n and not self._done:
             data = self._z.unconsumed_tail or self._raw.read(CHUNK)
+            if data is None:
+                if self._pending:
+                    break
+                return None
             if not data:
-                if not self._z.eof:
+                if self._started and not self._z.eof:
                     self.broken = "the compressed data ends before the gzip end marker"
                 self._done = True
                 break
+            self._started = True
             try:
                 self._pending += self._z.decompress(data, CHUNK)
             except zlib.error as exc:
@@ -380,8 +449,15 @@ class GunzipStream:
             if self._z.eof:
                 rest = self._z.unused_data
                 self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._started = False
                 if rest.strip(b"\0"):
-                    self._pending += self._z.decompress(rest, CHUNK)
+                    self._started = True
+                    try:
+                        self._pending += self._z.decompress(rest, CHUNK)
+                    except zlib.error as exc:
+                        self.broken = f"broken gzip data after a member ({exc})"
+                        self._done = True
+                        break
         out, self._pending = self._pending[:n], self._pending[n:]
         return out
 
@@ -389,25 +465,94 @@ class GunzipStream:
         self._raw.close()
 
 
+class _Source:
+    """The raw bytes of a capture: a regular file, or a live stream (pipe, FIFO, terminal)
+    read with select() so that a silent stream returns None every `TICK` seconds instead of
+    blocking. `prefix` bytes (already read to sniff the format) come first."""
+
+    def __init__(self, fd: int, live: bool, owned: bool) -> None:
+        self.fd = fd
+        self.live = live
+        self._owned = owned
+        self.prefix = b""
+        #: bytes read from the file so far (for a progress bar)
+        self.consumed = 0
+        try:
+            self.size = os.fstat(fd).st_size if not live else 0
+        except OSError:
+            self.size = 0
+
+    def read(self, n: int) -> bytes | None:
+        if self.prefix:
+            out, self.prefix = self.prefix[:n], self.prefix[n:]
+            return out
+        if self.live:
+            ready, _, _ = select.select([self.fd], [], [], TICK)
+            if not ready:
+                return None
+        data = os.read(self.fd, n)  # a pipe: what has arrived (up to n), b"" at the end
+        self.consumed += len(data)
+        return data
+
+    def close(self) -> None:
+        if self._owned and self.fd >= 0:
+            os.close(self.fd)
+        self.fd = -1
+
+
+def _sniff(source: _Source, size: int) -> bytes:
+    """The first `size` bytes (fewer only at the end), waiting for a live stream."""
+    head = b""
+    while len(head) < size:
+        data = source.read(size - len(head))
+        if data is None:
+            continue
+        if not data:
+            break
+        head += data
+    return head
+
+
 def open_capture(path: str | Path) -> CaptureFile:
-    """Open a capture file (gzip-compressed or not) and check its header."""
+    """Open a capture file (gzip-compressed or not; "-" is standard input) and check its
+    header. Anything but a regular file is read as a live stream."""
     path = Path(path)
+    if str(path) == "-":
+        fd, owned, name = sys.stdin.fileno(), False, "standard input"
+    else:
+        name = str(path)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise InputError(f"cannot open {name}: {describe_oserror(exc)}") from exc
+        owned = True
     try:
-        raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by CaptureFile.close
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError(f"{name}: is a directory")
+        source = _Source(fd, live=not stat.S_ISREG(mode), owned=owned)
     except OSError as exc:
-        raise from_oserror(exc, f"cannot open {path}") from exc
-    try:
-        magic = raw.read(2)
-        raw.seek(0)
-        compressed = magic == b"\x1f\x8b"
-        stream: BinaryIO = GunzipStream(raw) if compressed else raw  # type: ignore[assignment]
-        head = stream.read(CHUNK)
-        if compressed and not head and stream.broken:  # type: ignore[attr-defined]
-            raise InputError(f"{path}: {stream.broken}")  # type: ignore[attr-defined]
-        return CaptureFile(path, stream, head, compressed)
-    except OSError as exc:
-        raw.close()
-        raise from_oserror(exc, f"reading {path}") from exc
+        if owned:
+            os.close(fd)
+        raise InputError(f"cannot open {name}: {describe_oserror(exc)}") from exc
     except BaseException:
-        raw.close()
+        if owned:
+            os.close(fd)
+        raise
+    try:
+        magic = _sniff(source, 2)
+        source.prefix = magic
+        compressed = magic == b"\x1f\x8b"
+        stream = GunzipStream(source) if compressed else source
+        head = _sniff(stream, CHUNK if not source.live else 24)  # type: ignore[arg-type]
+        if compressed and not head and stream.broken:  # type: ignore[union-attr]
+            raise InputError(f"{name}: {stream.broken}")  # type: ignore[union-attr]
+        capture = CaptureFile(path, stream, head, compressed, live=source.live)
+        capture.source = source
+        return capture
+    except OSError as exc:
+        source.close()
+        raise _read_error(exc, name) from exc
+    except BaseException:
+        source.close()
         raise

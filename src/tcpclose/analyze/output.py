@@ -162,21 +162,57 @@ def _csv_line(values: Iterable[Any]) -> str:
 
 
 def json_row(row: Row) -> str:
-    return json.dumps(record(row), ensure_ascii=False)
+    """`json.dumps(record(row), ensure_ascii=False)`, built from a cached text of the columns
+    that many rows share (tests compare the two)."""
+    v = row.verdict
+    tail_values = (
+        v.bytes_originator,
+        v.bytes_responder,
+        v.packets,
+        v.first_fin,
+        v.first_rst,
+        v.data_after_fin,
+        v.termination,
+        v.reason,
+        v.conn_state,
+        v.history,
+    )
+    tail = _JSON_TAILS.get(tail_values)
+    if tail is None:
+        if len(_JSON_TAILS) >= 4096:
+            _JSON_TAILS.clear()
+        rec = record(row)
+        for name in ("number", "originator", "responder", "start", "duration"):
+            del rec[name]
+        tail = _JSON_TAILS[tail_values] = json.dumps(rec, ensure_ascii=False)[1:]
+    # Addresses and ports need no JSON escaping; json.dumps writes floats with repr().
+    return (
+        f'{{"number": {row.number}, "originator": "{endpoint(v.originator)}", '
+        f'"responder": "{endpoint(v.responder)}", "start": {v.start!r}, '
+        f'"duration": {v.end - v.start!r}, {tail}'
+    )
+
+
+#: the JSON text of the columns after the duration, by their values (many rows share them)
+_JSON_TAILS: dict[tuple, str] = {}
 
 
 class Summary:
-    """Counts per termination and who reset most, accumulated row by row."""
+    """Counts per termination and conn_state, who reset most and bytes, row by row."""
 
     def __init__(self) -> None:
         self.connections = 0
         self.by_termination: Counter[str] = Counter()
         self.by_conn_state: Counter[str] = Counter()
         self.resetters: Counter[str] = Counter()
+        self.bytes_originator = 0
+        self.bytes_responder = 0
 
     def add(self, row: Row) -> None:
         v = row.verdict
         self.connections += 1
+        self.bytes_originator += v.bytes_originator
+        self.bytes_responder += v.bytes_responder
         self.by_termination[str(v.termination)] += 1
         self.by_conn_state[v.conn_state] += 1
         if v.first_rst is not None:
@@ -188,25 +224,117 @@ class Summary:
             )
             self.resetters[who] += 1
 
+    def merge(self, other: Summary) -> None:
+        """Add another summary's counts (of other rows) to this one."""
+        self.connections += other.connections
+        self.by_termination.update(other.by_termination)
+        self.by_conn_state.update(other.by_conn_state)
+        self.resetters.update(other.resetters)
+        self.bytes_originator += other.bytes_originator
+        self.bytes_responder += other.bytes_responder
+
     def to_json(self, extra: dict[str, Any]) -> dict[str, Any]:
         return {
             "connections": self.connections,
-            "terminations": dict(self.by_termination.most_common()),
-            "conn_states": dict(self.by_conn_state.most_common()),
+            "terminations": dict(_most(self.by_termination)),
+            "conn_states": dict(_most(self.by_conn_state)),
             "top_resetters": [
-                {"endpoint": who, "resets": n} for who, n in self.resetters.most_common(5)
+                {"endpoint": who, "resets": n} for who, n in _most(self.resetters, 5)
             ],
+            "bytes": {"originators": self.bytes_originator, "responders": self.bytes_responder},
             **extra,
         }
 
     def lines(self) -> list[str]:
         """The summary as plain lines for the terminal."""
-        counts = ", ".join(f"{name} {n}" for name, n in self.by_termination.most_common())
-        out = [f"{self.connections} connections: {counts or 'none'}"]
+        counts = ", ".join(f"{name} {n:,}" for name, n in _most(self.by_termination))
+        out = [f"{self.connections:,} connections: {counts or 'none'}"]
+        if self.by_conn_state:
+            states = ", ".join(f"{name} {n:,}" for name, n in _most(self.by_conn_state))
+            out.append(f"conn_state: {states}")
         if self.resetters:
-            worst = ", ".join(f"{who}: {n}" for who, n in self.resetters.most_common(5))
+            worst = ", ".join(f"{who}: {n:,}" for who, n in _most(self.resetters, 5))
             out.append(f"who reset most: {worst}")
+        out.append(
+            f"payload bytes: {self.bytes_originator:,} from originators, "
+            f"{self.bytes_responder:,} from responders"
+        )
         return out
+
+
+def _most(counts: Counter[str], n: int | None = None) -> list[tuple[str, int]]:
+    """The largest counts first, equal counts by name (the same whatever the order of the
+    rows that made them)."""
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ordered if n is None else ordered[:n]
+
+
+#: Zeek conn.log fields written by `--zeek` (the ones computed here), in Zeek's order
+ZEEK_FIELDS = (
+    ("ts", "time"),
+    ("uid", "string"),
+    ("id.orig_h", "addr"),
+    ("id.orig_p", "port"),
+    ("id.resp_h", "addr"),
+    ("id.resp_p", "port"),
+    ("proto", "enum"),
+    ("duration", "interval"),
+    ("orig_bytes", "count"),
+    ("resp_bytes", "count"),
+    ("conn_state", "string"),
+    ("history", "string"),
+    ("orig_pkts", "count"),
+    ("resp_pkts", "count"),
+)
+
+
+def _zeek_time(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d-%H-%M-%S")
+
+
+def zeek_header(opened: float) -> str:
+    """The header lines of a Zeek TSV conn.log (as Zeek's ASCII writer prints them)."""
+    names = "\t".join(name for name, _ in ZEEK_FIELDS)
+    types = "\t".join(kind for _, kind in ZEEK_FIELDS)
+    return (
+        "#separator \\x09\n"
+        "#set_separator\t,\n"
+        "#empty_field\t(empty)\n"
+        "#unset_field\t-\n"
+        "#path\tconn\n"
+        f"#open\t{_zeek_time(opened)}\n"
+        f"#fields\t{names}\n"
+        f"#types\t{types}\n"
+    )
+
+
+def zeek_footer(closed: float) -> str:
+    return f"#close\t{_zeek_time(closed)}\n"
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def zeek_uid(number: int) -> str:
+    """A Zeek-style uid: "C" and 17 base-62 digits, here the connection's number (unique in
+    one run, and the same for the same capture)."""
+    digits = []
+    while number:
+        number, digit = divmod(number, 62)
+        digits.append(_BASE62[digit])
+    return "C" + "".join(reversed(digits)).rjust(17, "0")
+
+
+def zeek_row(row: Row) -> str:
+    """One conn.log line (tab-separated, in ZEEK_FIELDS order)."""
+    v = row.verdict
+    return (
+        f"{v.start:.6f}\t{zeek_uid(row.number)}\t{v.originator[0]}\t"
+        f"{v.originator[1]}\t{v.responder[0]}\t{v.responder[1]}\ttcp\t"
+        f"{v.end - v.start:.6f}\t{v.bytes_originator}\t{v.bytes_responder}\t"
+        f"{v.conn_state}\t{v.history or '(empty)'}\t{v.packets_originator}\t"
+        f"{v.packets_responder}\n"
+    )
 
 
 def clock(t: float) -> str:

@@ -39,17 +39,29 @@ from typing import TextIO
 import numpy as np
 
 from tcpclose.analyze.capfile import open_capture
-from tcpclose.analyze.output import csv_header, csv_row
+from tcpclose.analyze.output import Summary, csv_header, csv_row
 from tcpclose.analyze.reading import Analysis
 from tcpclose.analyze.table import (
+    _NETWORK_AT,
     SWEEP,
     ConnectionTable,
     Row,
+    _fastscan,
     decode,
     ipv4_fields,
     ipv4_headers,
     reverse_key,
 )
+from tcpclose.analyze.textview import WorstRows
+from tcpclose.errors import TcpcloseError
+from tcpclose.status import ExitStatus
+
+
+class WorkerFailed(TcpcloseError):
+    """A worker process failed or vanished: one line, exit status 1 (FAILURE)."""
+
+    status = ExitStatus.FAILURE
+
 
 #: files smaller than this (in all) are analysed in one process
 MIN_BYTES = 50_000_000
@@ -161,9 +173,16 @@ class ShareTable(ConnectionTable):
         self.tag = 2 * self.packets
         super()._frame(lt, t, buf, off, end)
 
+    def _share(self) -> tuple[int, bytes]:
+        return self.index, np.array(_cuts(self.workers), dtype=np.uint32).tobytes()
+
     def _scan_batch(
         self, lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray, times: np.ndarray
     ) -> None:
+        where = _NETWORK_AT.get(lt)
+        if _fastscan is not None and where is not None and self.compiled:
+            self._scan_compiled(lt, where, buf, starts, ends, times)
+            return
         base = self.packets
         count = len(starts)
         headers = ipv4_headers(lt, buf, starts, ends)
@@ -223,40 +242,79 @@ class ShareTable(ConnectionTable):
         self.packets = base + count
 
 
-#: a finished row: (tag, first packet, share, number in the share, CSV line without number)
+#: a finished row: (tag, first packet, share, number in the share, its line without number)
 ShareRow = tuple[int, int, int, int, str]
 #: rows per message when the connections left at the end are finished
 _END_SLICE = 2048
+#: a row's text without its number (formatted with number 0), or None: no rows, only counts
+Format = Callable[[Row], str] | None
+
+
+def overlap_warning(name: str, first: float, table: ConnectionTable) -> str | None:
+    """The warning for a file whose first packet comes before the end of the one before."""
+    if table.packets and first < table.last_time:
+        return (
+            f"{name} starts {table.last_time - first:.6f} s before the end of the file read "
+            "before it: the files overlap in time and are read one after the other "
+            "(connections in both may be split)"
+        )
+    return None
 
 
 class _Share:
     """One share's analysis as messages (started, rows): after every read chunk the first
     packets of the connections started in it and the rows finished in it, then the rows
-    finished at the end, `_END_SLICE` at a time (the end finishes many connections at once)."""
+    finished at the end, `_END_SLICE` at a time (the end finishes many connections at once).
+    Meanwhile it sums up its rows (`summary`) and keeps its worst ones (`worst`, numbered in
+    the share: their first packets give their numbers among all shares)."""
 
-    def __init__(self, paths: Sequence[Path], index: int, workers: int) -> None:
+    def __init__(self, paths: Sequence[Path], index: int, workers: int, fmt: Format = None) -> None:
         self.paths = paths
         self.index = index
         self.workers = workers
+        self.fmt = fmt
         self.warnings: list[str] = []
         self.packets = 0
+        self.tcp_packets = 0
+        self.skipped = 0
+        self.summary = Summary()
+        self.worst = WorstRows()
+
+    def end(self) -> tuple:
+        """What the share sends after its last rows."""
+        started = self._started
+        worst = [(row.verdict, row.number, started[row.number]) for row in self.worst.rows()]
+        return (self.summary, worst, self.worst.non_graceful)
 
     def messages(self) -> Iterator[tuple[list[int], list[ShareRow]]]:
         index = self.index
         rows: list[ShareRow] = []
         table: ShareTable
+        fmt = self.fmt
+        add = self.summary.add
+        keep = self.worst.add
 
         def done(row: Row) -> None:
-            line = csv_row(Row(0, row.verdict))  # "0," then the rest
-            number = row.number
-            rows.append((table.tag, table.started[number], index, number, line[2:]))
+            add(row)
+            keep(row)
+            if fmt is not None:
+                number = row.number
+                line = fmt(Row(0, row.verdict))
+                rows.append((table.tag, table.started[number], index, number, line))
 
         table = ShareTable(done, index, self.workers)
+        self._started = table.started
         sent = 0
         files = [open_capture(p) for p in self.paths]
         try:
             for capture in files:
+                first = True
                 for batch in capture.batches():
+                    if first and len(batch[2]):
+                        first = False
+                        warning = overlap_warning(capture.name, float(batch[4][0]), table)
+                        if warning:
+                            self.warnings.append(warning)
                     table.scan_batch(*batch)
                     yield table.started[sent:], rows
                     sent = len(table.started)
@@ -275,11 +333,13 @@ class _Share:
             rows = []
         table.finish()  # nothing left to finish: clears what the table keeps
         self.packets = table.packets
+        self.tcp_packets = table.tcp_packets
+        self.skipped = table.skipped
 
 
-def _child(paths: Sequence[Path], index: int, workers: int, fd: int) -> None:
-    """A forked worker: its messages pickled to `fd` (length, then bytes); None at the end,
-    or ("error", text) if it failed."""
+def _child(paths: Sequence[Path], index: int, workers: int, fd: int, fmt: Format = None) -> None:
+    """A forked worker: its messages pickled to `fd` (length, then bytes), then ("end", what
+    `_Share.end` gives) and None; or ("error", one line) if it failed."""
     out = os.fdopen(fd, "wb", buffering=1 << 16)
 
     def send(message: object) -> None:
@@ -289,40 +349,56 @@ def _child(paths: Sequence[Path], index: int, workers: int, fd: int) -> None:
         out.flush()
 
     try:
-        for message in _Share(paths, index, workers).messages():
+        share = _Share(paths, index, workers, fmt)
+        for message in share.messages():
             send(message)
+        send(("end", share.end()))
         send(None)
-    except BaseException:  # reported to the parent, which fails too
-        send(("error", traceback.format_exc()))
+    except BaseException as exc:  # reported to the parent, which fails too (one line)
+        last = traceback.format_exception_only(exc)[-1].strip()
+        send(("error", last))
     out.flush()
 
 
 class _Reader:
-    """The parent's end of a worker's pipe: the worker's messages."""
+    """The parent's end of a worker's pipe: the worker's messages, then its `end`."""
 
     def __init__(self, fd: int) -> None:
         self._f = os.fdopen(fd, "rb", buffering=1 << 16)
+        self.end: tuple | None = None
 
     def messages(self) -> Iterator[tuple[list[int], list[ShareRow]]]:
         while True:
             head = self._f.read(8)
             if len(head) < 8:
-                raise RuntimeError("a tcpclose analyze worker ended without its results")
+                raise WorkerFailed("a worker process ended without its results")
             got = pickle.loads(self._f.read(int.from_bytes(head, "little")))
             if got is None:
                 return
             if got[0] == "error":
-                raise RuntimeError(f"a tcpclose analyze worker failed:\n{got[1]}")
+                raise WorkerFailed(f"a worker process failed: {got[1]}")
+            if got[0] == "end":
+                self.end = got[1]
+                continue
             yield got
 
     def close(self) -> None:
         self._f.close()
 
 
-def write_csv(paths: Sequence[Path], workers: int, out: TextIO, analysis: Analysis) -> None:
-    """Write the CSV of `tcpclose analyze --csv` (header included), analysed by `workers`
-    processes; the files' warnings go to `analysis.warnings`. The files must have been opened
-    and checked already (errors in the header come from the single-process checks)."""
+def write_rows(
+    paths: Sequence[Path],
+    workers: int,
+    fmt: Format,
+    line: Callable[[int, str], str],
+    write: Callable[[str], object],
+    analysis: Analysis,
+) -> tuple[Summary, WorstRows]:
+    """Analyse with `workers` processes; write each row as `line(number, fmt(row))` (none when
+    `fmt` is None), in the order and numbering one process gives. Returns the summary of all
+    rows and the worst ones (`WorstRows`, numbered); the files' warnings and the counts go to
+    `analysis`. The files must have been opened and checked already (errors in the header
+    come from the single-process checks), and be given in the order to read them."""
     collecting = gc.isenabled()
     gc.disable()
     children: list[tuple[int, _Reader]] = []
@@ -338,18 +414,38 @@ def write_csv(paths: Sequence[Path], workers: int, out: TextIO, analysis: Analys
                     os.close(read_fd)
                     for _, reader in children:
                         reader.close()
-                    _child(paths, index, workers, write_fd)
+                    _child(paths, index, workers, write_fd, fmt)
                 except BaseException:  # the worker exits, the parent fails
                     status = 1
                 finally:
                     os._exit(status)
             os.close(write_fd)
             children.append((pid, _Reader(read_fd)))
-        own = _Share(paths, 0, workers)
+        own = _Share(paths, 0, workers, fmt)
         streams = [own.messages()] + [reader.messages() for _, reader in children]
-        _merge(streams, workers, out)
+        started = _merge(streams, workers, line, write)
+        ends = [own.end()] + [reader.end for _, reader in children]
+        summary = Summary()
+        worst = WorstRows()
+        total_non_graceful = 0
+        for share, end in enumerate(ends):
+            if end is None:
+                raise WorkerFailed("a worker process ended without its results")
+            part, candidates, non_graceful = end
+            summary.merge(part)
+            total_non_graceful += non_graceful
+            for verdict, number, first in candidates:
+                for other in range(workers):
+                    if other != share:
+                        number += bisect_left(started[other], first)
+                worst.add(Row(number, verdict))
+        worst.non_graceful = total_non_graceful
         analysis.warnings.extend(own.warnings)
         analysis.packets = own.packets
+        analysis.tcp_packets = own.tcp_packets
+        analysis.skipped = own.skipped
+        analysis.connections = summary.connections
+        return summary, worst
     finally:
         for pid, reader in children:
             reader.close()
@@ -358,10 +454,29 @@ def write_csv(paths: Sequence[Path], workers: int, out: TextIO, analysis: Analys
             gc.enable()
 
 
+def write_csv(paths: Sequence[Path], workers: int, out: TextIO, analysis: Analysis) -> None:
+    """Write the CSV of `tcpclose analyze --csv` (header included), analysed by `workers`
+    processes (see `write_rows`)."""
+    out.write(csv_header())
+    write_rows(paths, workers, csv_tail, csv_line, out.write, analysis)
+
+
+def csv_tail(row: Row) -> str:
+    return csv_row(row)[2:]  # "0," then the rest
+
+
+def csv_line(number: int, tail: str) -> str:
+    return f"{number},{tail}"
+
+
 def _merge(
-    streams: list[Iterator[tuple[list[int], list[ShareRow]]]], workers: int, out: TextIO
-) -> None:
-    """Write the rows of every share in (tag, first packet) order, each with its number.
+    streams: list[Iterator[tuple[list[int], list[ShareRow]]]],
+    workers: int,
+    line: Callable[[int, str], str],
+    write: Callable[[str], object],
+) -> list[array]:
+    """Write the rows of every share in (tag, first packet) order, each with its number;
+    return every share's first packets (all its connections', in start order).
 
     The streams are read as the merge needs their rows. When a row is written, every other
     share's next row ends at or after it, so that share's message with that row, and its
@@ -373,18 +488,21 @@ def _merge(
             started[share].extend(first)
             yield from finished
 
-    write = out.write
-    write(csv_header())
     lines: list[str] = []
-    for _, first, share, number, line in heapq.merge(*[rows(s) for s in range(workers)]):
+    for _, first, share, number, text in heapq.merge(*[rows(s) for s in range(workers)]):
         for other in range(workers):
             if other != share:
                 number += bisect_left(started[other], first)
-        lines.append(f"{number},{line}")
+        lines.append(line(number, text))
         if len(lines) >= 4096:
             write("".join(lines))
             lines = []
     write("".join(lines))
     for share in range(workers):
         for _ in rows(share):  # the streams' ends (the workers' last messages)
-            raise RuntimeError("a tcpclose analyze worker has rows after the end")
+            raise WorkerFailed("a worker process sent rows after its end")
+    return started
+
+
+#: the worker's body as defined here (tests replace `_child` and call this one)
+_real_child = _child

@@ -39,8 +39,13 @@ import numpy as np
 from tcpclose.analyze.capfile import Frame
 from tcpclose.analyze.filter import ConnectionFilter
 from tcpclose.classify import ConnectionTracker, ConnectionVerdict
-from tcpclose.classify.memo import TrackerMemo
+from tcpclose.classify.memo import MemoTracker, TrackerMemo
 from tcpclose.model.packet import Packet
+
+try:  # the compiled inner loop (setup.py builds it when a C compiler is there)
+    from tcpclose.analyze import _fastscan
+except ImportError:  # pragma: no cover - the pure path gives the same rows
+    _fastscan = None  # type: ignore[assignment]
 
 LINGER = 5.0
 IDLE = 300.0
@@ -233,8 +238,13 @@ class ConnectionTable:
         connection_filter: ConnectionFilter | None = None,
         collect: int | None = None,
         reference: bool = False,
+        linger: float = LINGER,
     ) -> None:
         self._done = done
+        #: seconds of capture time an ended connection waits for late packets before its row
+        self.linger = min(linger, IDLE)
+        #: capture time of the last packet tracked
+        self.last_time = 0.0
         #: feed every segment through `ConnectionTracker.feed_reference`, frame by frame
         self.reference = reference
         self._filter = connection_filter
@@ -253,12 +263,15 @@ class ConnectionTable:
         self._memo = TrackerMemo()
         #: number -> forward entry of every connection in the table, in start order
         self._live: dict[int, list] = {}
+        #: use the compiled loop when it is built (tests turn it off to compare)
+        self.compiled = _fastscan is not None
 
     def scan(self, frames: Iterable[Frame]) -> None:
         """Decode and track every frame, one at a time: the reference path (`reference=True`
         also feeds every segment through the tracker's `feed_reference`)."""
         for lt, t, buf, off, end in frames:
             self.packets += 1
+            self.last_time = t
             self._frame(lt, t, buf, off, end)
 
     def _frame(self, lt: int, t: float, buf: bytes, off: int, end: int) -> None:
@@ -319,6 +332,7 @@ class ConnectionTable:
         count = len(starts)
         if not count:
             return
+        self.last_time = float(times[-1])
         if self._collect is not None or self.reference:
             for i in range(count):
                 self.packets += 1
@@ -337,6 +351,10 @@ class ConnectionTable:
     def _scan_batch(
         self, lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray, times: np.ndarray
     ) -> None:
+        where = _NETWORK_AT.get(lt)
+        if _fastscan is not None and where is not None and self.compiled:
+            self._scan_compiled(lt, where, buf, starts, ends, times)
+            return
         d = _decode_ipv4(lt, buf, starts, ends)
         get = self._flows.get
         base = packets = self.packets
@@ -383,6 +401,57 @@ class ConnectionTable:
                 self.packets, self.tcp_packets = packets, tcp_packets
                 self._sweep(t)
         self.packets, self.tcp_packets = packets, tcp_packets
+
+    def _scan_compiled(
+        self,
+        lt: int,
+        where: tuple[int, int],
+        buf: bytes,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        times: np.ndarray,
+    ) -> None:
+        """`_scan_batch` with the compiled loop (`_fastscan.scan`) for the frames it can
+        take, and `_frame` for each frame it stops at (see `_fastscan.c`)."""
+        count = len(starts)
+        starts = np.ascontiguousarray(starts, dtype=np.int64)
+        ends = np.ascontiguousarray(ends, dtype=np.int64)
+        times = np.ascontiguousarray(times, dtype=np.float64)
+        at_net, at_proto = where
+        scan = _fastscan.scan
+        flows = self._flows
+        index, cuts = self._share()
+        base = self.packets
+        i = 0
+        while i < count:
+            j = scan(
+                buf,
+                starts,
+                ends,
+                times,
+                i,
+                count,
+                at_net,
+                at_proto,
+                flows,
+                MemoTracker,
+                base,
+                SWEEP - 1,
+                index,
+                cuts,
+            )
+            self.tcp_packets += j - i
+            if j >= count:
+                break
+            self.packets = base + j + 1
+            self._frame(lt, float(times[j]), buf, int(starts[j]), int(ends[j]))
+            i = j + 1
+        self.packets = base + count
+
+    def _share(self) -> tuple[int, bytes]:
+        """(index, hash cut points as uint32 bytes) of the connections this table tracks
+        (`tcpclose.analyze.parallel`); (0, b""): all of them."""
+        return 0, b""
 
     def _new(
         self,
@@ -468,10 +537,16 @@ class ConnectionTable:
         del self._live[number]
         self._done(Row(number, tracker.verdict()))
 
+    def sweep(self, now: float) -> None:
+        """Finish the connections quiet at capture time `now` (see `_sweep`): a live stream's
+        reader calls this as time passes, between the sweeps the packets make."""
+        self._sweep(now)
+
     def _sweep(self, now: float) -> None:
-        """Finish connections that ended LINGER seconds ago or were idle IDLE seconds, in start
-        order. (IDLE >= LINGER: a connection idle less than LINGER stays, ended or not.)"""
-        quiet = [entry for entry in self._live.values() if now - entry[0].end > LINGER]
+        """Finish connections that ended `linger` seconds ago or were idle IDLE seconds, in
+        start order. (IDLE >= linger: a connection idle less than linger stays, ended or not.)"""
+        linger = self.linger
+        quiet = [entry for entry in self._live.values() if now - entry[0].end > linger]
         for entry in quiet:
             if now - entry[0].end > IDLE or entry[0].ended:
                 self._finish(entry)

@@ -8,9 +8,13 @@ of facts per direction (no packet list): SYN/SYN-ACK seen, the highest sequence 
 retransmitted bytes count once), payload bytes, the time of its first FIN and whether the
 peer ACKed it, its first RST, and how many bytes it sent after the PEER's first FIN. At the
 first RST of the connection it also notes what the resetting side had seen until then: had it
-sent a FIN itself, how many bytes arrived at it after its FIN, and how many bytes of the
-peer's last run of data it had left unanswered. It also runs Zeek's endpoint state machine
-and history (`tcpclose.classify.zeek`).
+sent a FIN itself, how many bytes arrived at it after its FIN, how many bytes of the
+peer's last run of data it had left unanswered, whether it had acknowledged everything the
+peer sent, and whether its last window advertisement was 0 (a full receive buffer). It also
+runs Zeek's endpoint state machine and history (`tcpclose.classify.zeek`).
+
+Payload bytes count the sequence space covered: a retransmission counts nothing again, and a
+segment that arrives late (out of order) counts the bytes of the holes it fills.
 
 Roles: the originator is the side that sent the first SYN. If the capture starts with the
 SYN-ACK, the originator is its receiver. If no SYN is seen at all, the first packet's sender
@@ -28,10 +32,12 @@ no-answer           the originator sent SYN and the responder sent nothing at al
 rst-after-close     the first RST came from a side that had sent FIN, and data from the peer
                     arrived after that FIN (the lesson's close case)
 fin-then-rst        the first RST came from a side that had sent FIN, no data arrived after it
-rst-unread          the first RST came from a side that never sent FIN while the peer's last
-                    data was unanswered (heuristic: Linux resets instead of sending FIN when
-                    the application closes with unread data; the capture cannot see reads)
-abort               the first RST came from a side that never sent FIN (by whom: the reason)
+rst-unread          the first RST came from a side that never sent FIN and whose last window
+                    advertisement before it was 0 (its receive buffer held the peer's data,
+                    unread by its application): proven by the wire
+abort               the first RST came from a side that never sent FIN (by whom: the reason;
+                    when the peer's last data was unanswered, the reason names both causes the
+                    wire cannot tell apart: SO_LINGER {1, 0}, or close() with unread data)
 half-close          FIN both ways, and the side that did not close first sent data after the
                     first FIN (the lesson's shutdown case)
 graceful            FIN both ways, no data after the first FIN
@@ -72,7 +78,7 @@ class Termination(enum.StrEnum):
     ABORT = "abort"
     #: data arrived at a side that had closed, which answered with RST: the lesson's close case
     RST_AFTER_CLOSE = "rst-after-close"
-    #: RST from a side that had unanswered data from its peer (heuristic)
+    #: RST from a side whose receive window was closed: it held its peer's data unread
     RST_UNREAD = "rst-unread"
     #: RST after the same side's own FIN, with nothing arriving in between: benign
     FIN_THEN_RST = "fin-then-rst"
@@ -115,6 +121,9 @@ class ConnectionVerdict:
     reason: str
     conn_state: str
     history: str
+    #: packets each side sent (Zeek's orig_pkts and resp_pkts)
+    packets_originator: int = 0
+    packets_responder: int = 0
 
     @property
     def duration(self) -> float:
@@ -172,16 +181,53 @@ def flipped_roles(flags: int, sport: int, dport: int) -> bool:
     return False
 
 
+#: holes kept per direction (beyond that the oldest is forgotten: its bytes never count)
+MAX_HOLES = 16
+
+
+def _open_hole(h: _Half, start: int, end: int) -> None:
+    """A segment began at `end`, past `start` (the highest sequence number so far): the range
+    between is not seen yet."""
+    holes = (*h.holes, (start, end))
+    h.holes = holes[-MAX_HOLES:]
+
+
+def _fill_holes(h: _Half, ref: int, start: int, end: int) -> int:
+    """Bytes of [start, end) that fall in a hole (all holes lie below `ref`), removed from the
+    holes: the part of a late segment that no earlier one covered."""
+    # Work in distances below `ref` (mod 2**32): a range [a, b) is (ref - b, ref - a].
+    d_start = (ref - start) & _M32
+    d_end = (ref - end) & _M32 if ((end - ref) & _M32) >= _HALF else 0
+    filled = 0
+    kept: list[tuple[int, int]] = []
+    for a, b in h.holes:
+        da, db = (ref - a) & _M32, (ref - b) & _M32
+        lo, hi = max(db, d_end), min(da, d_start)
+        if hi <= lo:
+            kept.append((a, b))
+            continue
+        filled += hi - lo
+        if da > hi:  # the part of the hole below the segment
+            kept.append((a, (ref - hi) & _M32))
+        if lo > db:  # the part above it
+            kept.append(((ref - lo) & _M32, b))
+    h.holes = tuple(kept)
+    return filled
+
+
 class _Half:
     """What one direction did, as far as the verdict needs it. O(1) memory."""
 
     __slots__ = (
+        "acked",
         "after_peer_fin",
         "bytes",
+        "closed_window",
         "fin_acked",
         "fin_end",
         "fin_t",
         "high",
+        "holes",
         "isn",
         "rst_t",
         "run",
@@ -205,6 +251,15 @@ class _Half:
         self.fin_acked = False
         self.rst_t: float | None = None
         self.z = zeek.ZeekEndpoint()
+        #: sequence ranges [start, end) below `high` not seen yet (a later segment that fills
+        #: one counts its bytes: payload counts by the sequence space covered), oldest first
+        self.holes: tuple[tuple[int, int], ...] = ()
+        #: this side's latest acknowledgement number (of the peer's sequence space), once the
+        #: peer has sent something
+        self.acked: int | None = None
+        #: this side's latest advertised window was 0: its receive buffer was full of data its
+        #: application had not read
+        self.closed_window = False
 
 
 class ConnectionTracker:
@@ -313,6 +368,7 @@ class ConnectionTracker:
             self._history += "A" if is_orig else "a"
         if win == 0 and p.z.state != _CLOSED and state != _RESET:
             self._history += zeek.zero_window(zh, is_orig)
+        h.closed_window = win == 0
         high = h.high
         if high is None:
             h.high = high = seq
@@ -324,9 +380,17 @@ class ConnectionTracker:
         elif delta and delta < _HALF:
             h.high = seg_end
             if length:
-                new = length if length < delta else delta
+                if delta > length:
+                    _open_hole(h, high, seq)
+                    new = length
+                else:
+                    new = delta
+                    if h.holes and delta < length:
+                        new += _fill_holes(h, high, seq, high)
         elif length:
             self._history += zeek.retransmitted(zh, is_orig)
+            if h.holes:
+                new = _fill_holes(h, high, seq, seg_end)
         if state == _INACTIVE:  # update_state changes nothing else without SYN/FIN/RST
             zeek.update_state(zh, p.z, self._o.z, is_orig, flags, length)
         if new > 0:
@@ -338,13 +402,10 @@ class ConnectionTracker:
             else:
                 h.run = new
                 self._last_data_orig = is_orig
-        if (
-            flags & 0x10
-            and p.fin_t is not None
-            and not p.fin_acked
-            and ((ack - p.fin_end) & _M32) < _HALF
-        ):
-            p.fin_acked = True
+        if flags & 0x10 and p.high is not None:
+            h.acked = ack
+            if p.fin_t is not None and not p.fin_acked and ((ack - p.fin_end) & _M32) < _HALF:
+                p.fin_acked = True
 
     def feed_reference(
         self, t: float, is_orig: bool, flags: int, seq: int, ack: int, win: int, length: int
@@ -363,6 +424,8 @@ class ConnectionTracker:
         self._history += zeek.update_history(zh, is_orig, flags, seq, length)
         if win == 0 and not rst and zp.state != zeek.CLOSED and zh.state != zeek.RESET:
             self._history += zeek.zero_window(zh, is_orig)
+        if not rst:
+            h.closed_window = win == 0
         seg_end = (seq + (0 if rst else length) + (1 if syn else 0) + (1 if fin else 0)) & _M32
         if h.high is None or (syn and h.syn + h.synack == 0):
             h.high = seq if not syn else (seq + 1) & _M32
@@ -370,13 +433,25 @@ class ConnectionTracker:
         else:
             delta = (seg_end - h.high) & _M32
         new = 0
+        # The payload's sequence range (a SYN's payload starts after the SYN's number).
+        data_start = (seq + 1) & _M32 if syn else seq
+        data_end = (data_start + length) & _M32
+        high = h.high
         if zh.state == zeek.RESET:
             pass  # Zeek trusts no sequence number after the side's RST
         elif delta and delta < _HALF:
             h.high = seg_end
-            new = min(length, delta - (1 if fin else 0)) if length and not rst else 0
+            if length and not rst:
+                new = min(length, delta - (1 if fin else 0))
+                gap = (data_start - high) & _M32
+                if gap and gap < _HALF:
+                    _open_hole(h, high, data_start)
+                elif h.holes and gap:  # the segment starts below `high`: may fill holes
+                    new += _fill_holes(h, high, data_start, high)
         elif length:
             self._history += zeek.retransmitted(zh, is_orig)
+            if h.holes and not rst:
+                new = _fill_holes(h, high, data_start, data_end)
         zeek.update_state(zh, zp, self._o.z, is_orig, flags, length)
 
         # The lesson's facts.
@@ -396,13 +471,10 @@ class ConnectionTracker:
             else:
                 h.run = new
                 self._last_data_orig = is_orig
-        if (
-            flags & 0x10
-            and p.fin_t is not None
-            and not p.fin_acked
-            and ((ack - p.fin_end) & _M32) < _HALF
-        ):
-            p.fin_acked = True
+        if flags & 0x10 and p.high is not None:
+            h.acked = ack
+            if p.fin_t is not None and not p.fin_acked and ((ack - p.fin_end) & _M32) < _HALF:
+                p.fin_acked = True
         if fin and h.fin_t is None:
             h.fin_t = t
             h.fin_end = seg_end
@@ -413,7 +485,17 @@ class ConnectionTracker:
             if self._first_rst is None:
                 self._first_rst = Side.ORIGINATOR if is_orig else Side.RESPONDER
                 unanswered = p.run if self._last_data_orig is (not is_orig) else 0
-                self._rst_facts = (h.fin_t is not None, p.after_peer_fin, unanswered)
+                # Had this side acknowledged everything the peer sent (its data, its FIN)?
+                received_all = p.high is None or (
+                    h.acked is not None and ((h.acked - p.high) & _M32) < _HALF
+                )
+                self._rst_facts = (
+                    h.fin_t is not None,
+                    p.after_peer_fin,
+                    unanswered,
+                    received_all,
+                    h.closed_window and p.bytes > 0,
+                )
 
     @property
     def ended(self) -> bool:
@@ -481,6 +563,8 @@ class ConnectionTracker:
             reason=reason,
             conn_state=state,
             history=history,
+            packets_originator=o.sent,
+            packets_responder=r.sent,
         )
 
 
@@ -499,8 +583,14 @@ class _Facts:
         self.fins_acked = o.fin_acked and r.fin_acked
         self.first_fin = tr._first_fin
         self.first_rst = tr._first_rst
-        rst_facts = tr._rst_facts or (False, 0, 0)
-        self.rst_after_own_fin, self.arrived_after_fin, self.unanswered = rst_facts
+        rst_facts = tr._rst_facts or (False, 0, 0, True, False)
+        (
+            self.rst_after_own_fin,
+            self.arrived_after_fin,
+            self.unanswered,
+            self.received_all,
+            self.window_full,
+        ) = rst_facts
         if self.first_fin is None:
             self.after_first_fin = 0
         else:
@@ -567,18 +657,19 @@ RULES: tuple[_Rule, ...] = (
     ),
     (
         Termination.RST_UNREAD,
-        lambda f: f.first_rst is not None and f.unanswered > 0,
+        lambda f: f.first_rst is not None and f.window_full,
         lambda f: (
-            f"{_side(f.first_rst)} reset (RST) without FIN while "
-            f"{_plural(f.unanswered)} from {_side(f.first_rst and f.first_rst.other)} were "
-            "unanswered: probably closed with unread data (heuristic: Linux resets instead of "
-            "FIN then; the capture cannot see reads)"
+            f"{_side(f.first_rst)} reset (RST) without FIN while its receive window was "
+            f"closed (its last advertisement before the RST was a zero window: its buffer "
+            f"was full of {_side(f.first_rst and f.first_rst.other)}'s data that its "
+            "application had not read): closed with unread data, as Linux does when "
+            "close() finds unread data"
         ),
     ),
     (
         Termination.ABORT,
         lambda f: f.first_rst is not None,
-        lambda f: f"{_side(f.first_rst)} aborted the connection (RST without FIN)",
+        lambda f: _abort_reason(f),
     ),
     (
         Termination.HALF_CLOSE,
@@ -600,6 +691,25 @@ RULES: tuple[_Rule, ...] = (
     ),
     (Termination.OPEN, lambda f: True, lambda f: _open_reason(f)),
 )
+
+
+def _abort_reason(f: _Facts) -> str:
+    who = _side(f.first_rst)
+    peer = _side(f.first_rst and f.first_rst.other)
+    if not f.unanswered:
+        return f"{who} aborted the connection (RST without FIN)"
+    if f.received_all:
+        return (
+            f"{who} reset (RST) without FIN after receiving all {_plural(f.unanswered)} of "
+            f"{peer}'s last data (it had ACKed them): an abort, either SO_LINGER {{1, 0}} "
+            "then close(), or close() with that data unread (Linux then resets instead of "
+            "sending FIN); the wire looks the same for both"
+        )
+    return (
+        f"{who} reset (RST) without FIN before acknowledging all of {peer}'s data "
+        f"({_plural(f.unanswered)} unanswered): an abort (SO_LINGER {{1, 0}}, a crash, or "
+        "close() with unread data); the rest was lost in flight"
+    )
 
 
 def _open_reason(f: _Facts) -> str:

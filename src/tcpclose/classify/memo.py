@@ -175,9 +175,15 @@ class MemoTracker:
     def _make_real(self) -> ConnectionTracker:
         """A real tracker with this connection's state, numbers and times."""
         real = _clone(self._node.tracker)
-        for half, base in ((real._o, self.base_o), (real._r, self.base_r)):
+        for half, base, peer_base in (
+            (real._o, self.base_o, self.base_r),
+            (real._r, self.base_r, self.base_o),
+        ):
+            if half.acked is not None and peer_base is not None:
+                half.acked = (half.acked + peer_base) & _M32
             if base is None:
                 continue
+            half.holes = tuple(((a + base) & _M32, (b + base) & _M32) for a, b in half.holes)
             if half.high is not None:
                 half.high = (half.high + base) & _M32
             if half.isn is not None:
