@@ -106,7 +106,7 @@ def test_garbage_and_cut_lines_are_skipped_and_counted() -> None:
 @pytest.mark.parametrize(
     ("literal", "expected"),
     [
-        ("ab\\0\\n\\\"q", b'ab\x00\n"q'),
+        ('ab\\0\\n\\"q', b'ab\x00\n"q'),
         ("\\177ELF\\2\\1", b"\x7fELF\x02\x01"),
         ("\\x1b[0m", b"\x1b[0m"),
         ("tab\\there\\\\", b"tab\there\\"),
