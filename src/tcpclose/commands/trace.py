@@ -220,6 +220,23 @@ def _print(result: TraceResult, args: Any, out: IO[str] | None) -> None:
         console.print(line)
 
 
+def _report(result: TraceResult, args: argparse.Namespace) -> None:
+    """Print (or write to --output) what the trace found; a full disk is one line, not a
+    traceback (a reader that went away is the CLI's BrokenPipeError: not an error)."""
+    where = str(args.output) if args.output is not None else "standard output"
+    try:
+        if args.output is None:
+            _print(result, args, None)
+            sys.stdout.flush()
+            return
+        with open(args.output, "w", encoding="utf-8") as out:
+            _print(result, args, out)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise from_oserror(exc, f"cannot write {where}") from exc
+
+
 def execute(args: argparse.Namespace) -> int:
     _check(args)
     if args.pids:
@@ -236,17 +253,7 @@ def execute(args: argparse.Namespace) -> int:
         result = trace_command(args.command, capture=not args.no_capture)
         if not result.processes:
             raise TcpcloseError("strace could not run the command (see its message above)")
-    out = None
-    try:
-        if args.output is not None:
-            try:
-                out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115
-            except OSError as exc:
-                raise from_oserror(exc, f"cannot write {args.output}") from exc
-        _print(result, args, out)
-    finally:
-        if out is not None:
-            out.close()
+    _report(result, args)
     if result.mode == "command":
         return result.exit_status if result.exit_status is not None else ExitStatus.FAILURE
     return ExitStatus.OK

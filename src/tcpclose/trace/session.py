@@ -26,7 +26,14 @@ from tcpclose.model.timeline import Note, Role, Segment, Timeline
 from tcpclose.trace.capture import TraceCapture
 from tcpclose.trace.sockets import Endpoint, ProcessInfo, SocketRef, SocketTracker
 from tcpclose.trace.strace import StraceParser
-from tcpclose.trace.tracer import StraceRun, start_attach, start_command
+from tcpclose.trace.tracer import (
+    StraceRun,
+    check_command,
+    check_pids,
+    find_strace,
+    start_attach,
+    start_command,
+)
 
 #: a connect() whose socket strace never named finds its SYN in this window after the call
 SYN_SLACK_NS = 50_000_000
@@ -285,22 +292,19 @@ class _Interrupts:
             signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
-def _follow(run: StraceRun, duration: float | None) -> bool:
+def _follow(run: StraceRun, interrupts: _Interrupts, duration: float | None) -> bool:
     """Wait for strace to end, passing on Ctrl-C and SIGTERM; True if one came."""
     deadline = None if duration is None else time.monotonic() + duration
     passed = 0
-    interrupted = False
-    with _Interrupts() as interrupts:
-        while not run.wait(0.05):
-            if passed < len(interrupts.received) and (run.attach or run.command_pid()):
-                for signum in interrupts.received[passed:]:
-                    run.interrupt(signum)
-                passed = len(interrupts.received)
-                interrupted = True
-            if deadline is not None and time.monotonic() >= deadline:
-                run.interrupt(signal.SIGINT)
-                deadline = None
-    return interrupted or bool(interrupts.received)
+    while not run.wait(0.05):
+        if passed < len(interrupts.received) and (run.attach or run.command_pid()):
+            for signum in interrupts.received[passed:]:
+                run.interrupt(signum)
+            passed = len(interrupts.received)
+        if deadline is not None and time.monotonic() >= deadline:
+            run.interrupt(signal.SIGINT)
+            deadline = None
+    return bool(interrupts.received)
 
 
 def _finish(
@@ -332,13 +336,15 @@ def _finish(
 def trace_command(argv: Sequence[str], *, capture: bool = True) -> TraceResult:
     """Run the command under strace (its stdin, stdout and stderr are ours), with the capture
     started first; return when it and the children it started have ended."""
+    check_command(argv)  # before anything starts: one clear line if it cannot run
     session = TraceCapture.start(capture)
-    try:
-        run = start_command(argv)
-    except BaseException:
-        session.close()
-        raise
-    interrupted = _follow(run, None)
+    with _Interrupts() as interrupts:
+        try:
+            run = start_command(argv)
+        except BaseException:
+            session.close()
+            raise
+        interrupted = _follow(run, interrupts, None)
     return _finish(run, session, "command", " ".join(argv), interrupted)
 
 
@@ -351,14 +357,17 @@ def trace_pids(
 ) -> TraceResult:
     """Attach to the processes until they end, `duration` passes, or Ctrl-C / SIGTERM
     (which detach: the processes go on)."""
+    find_strace()
+    check_pids(pids)
     session = TraceCapture.start(capture)
-    try:
-        run = start_attach(pids)
-    except BaseException:
-        session.close()
-        raise
-    if on_attached is not None:
-        on_attached()
-    interrupted = _follow(run, duration)
+    with _Interrupts() as interrupts:
+        try:
+            run = start_attach(pids)
+        except BaseException:
+            session.close()
+            raise
+        if on_attached is not None:
+            on_attached()
+        interrupted = _follow(run, interrupts, duration)
     target = ", ".join(f"PID {pid}" for pid in pids)
     return _finish(run, session, "attach", target, interrupted)

@@ -44,9 +44,14 @@ class StraceMissing(TcpcloseError):
 
 
 def find_strace() -> str:
-    path = shutil.which("strace") or next(
-        (p for p in ("/usr/bin/strace", "/bin/strace") if os.path.exists(p)), None
-    )
+    """strace's path: $TCPCLOSE_STRACE if set (another build), else the one on PATH."""
+    named = os.environ.get("TCPCLOSE_STRACE")
+    if named:
+        path: str | None = named if os.access(named, os.X_OK) else None
+    else:
+        path = shutil.which("strace") or next(
+            (p for p in ("/usr/bin/strace", "/bin/strace") if os.path.exists(p)), None
+        )
     if path is None:
         raise StraceMissing(
             "strace is not installed (Debian: apt-get install strace); tcpclose trace needs it"
@@ -78,7 +83,7 @@ def check_pids(pids: Sequence[int]) -> None:
             raise UsageError(f"PID {pid} is tcpclose itself")
         try:
             os.kill(pid, 0)
-        except ProcessLookupError:
+        except (ProcessLookupError, OverflowError):
             raise UsageError(f"no process with PID {pid}") from None
         except PermissionError:
             raise PermissionDenied(
@@ -166,10 +171,16 @@ def _start_reader(read_fd: int, lines: list[str], resolver: InodeResolver) -> th
     return thread
 
 
-def start_command(argv: Sequence[str]) -> StraceRun:
-    """strace running the command; its standard streams are this process's."""
+def check_command(argv: Sequence[str]) -> str:
+    """strace's path, once strace and the command are both known to exist."""
     strace = find_strace()
     resolve_command(argv)
+    return strace
+
+
+def start_command(argv: Sequence[str]) -> StraceRun:
+    """strace running the command; its standard streams are this process's."""
+    strace = check_command(argv)
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
