@@ -14,22 +14,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import IO, Any
-
-from rich.console import Console
+from typing import IO, TYPE_CHECKING, Any
 
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
-from tcpclose.capture.pcapfile import write_pcap
 from tcpclose.errors import TcpcloseError, UsageError, from_oserror
-from tcpclose.lab.jsonout import run_json
-from tcpclose.lab.present import run_text
-from tcpclose.lab.runner import LabRun
 from tcpclose.outputs import check_writable
-from tcpclose.render.console import stdout_console
-from tcpclose.render.html import write_report
-from tcpclose.render.mermaid import render_mermaid
 from tcpclose.status import ExitStatus
-from tcpclose.trace.session import TraceResult, trace_command, trace_pids
+from tcpclose.trace.session import TraceResult, preload, trace_command, trace_pids
+
+if TYPE_CHECKING:
+    from tcpclose.lab.runner import LabRun
+
+# The lab, the renderers and rich are imported where they are used, after the trace: they
+# load in a thread while the program runs (trace.session.preload), so it starts at once.
 
 
 def configure(parser: Parser) -> None:
@@ -132,6 +129,10 @@ def _traced_line(result: TraceResult, index: int) -> str:
 
 
 def _write_files(result: TraceResult, runs: list[tuple[int, LabRun]], args: Any) -> list[str]:
+    from tcpclose.capture.pcapfile import write_pcap
+    from tcpclose.render.html import write_report
+    from tcpclose.render.mermaid import render_mermaid
+
     written = []
     many = len(runs) > 1
     if args.mermaid is not None:
@@ -157,6 +158,8 @@ def _write_files(result: TraceResult, runs: list[tuple[int, LabRun]], args: Any)
 
 def result_json(result: TraceResult, runs: list[tuple[int, LabRun]]) -> dict[str, Any]:
     """The lab's JSON (`runs`, one per connection) and what the trace itself knows."""
+    from tcpclose.lab.jsonout import run_json
+
     return {
         "trace": {
             "mode": result.mode,
@@ -172,6 +175,8 @@ def result_json(result: TraceResult, runs: list[tuple[int, LabRun]]) -> dict[str
                     "exit_status": p.exit_status,
                     "signal": p.signal,
                     "ended": p.ended,
+                    "started_ns": p.started_ns,
+                    "ended_ns": p.ended_ns,
                 }
                 for p in result.processes
             ],
@@ -184,6 +189,11 @@ def result_json(result: TraceResult, runs: list[tuple[int, LabRun]]) -> dict[str
 
 
 def _print(result: TraceResult, args: Any, out: IO[str] | None) -> None:
+    from rich.console import Console
+
+    from tcpclose.lab.present import run_text
+    from tcpclose.render.console import stdout_console
+
     selected = list(enumerate(result.runs, start=1))
     if args.connection is not None:
         if args.connection > len(result.runs):
@@ -239,6 +249,7 @@ def _report(result: TraceResult, args: argparse.Namespace) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     _check(args)
+    loading = preload()
     if args.pids:
 
         def ready() -> None:
@@ -253,6 +264,7 @@ def execute(args: argparse.Namespace) -> int:
         result = trace_command(args.command, capture=not args.no_capture)
         if not result.processes:
             raise TcpcloseError("strace could not run the command (see its message above)")
+    loading.join()
     _report(result, args)
     if result.mode == "command":
         return result.exit_status if result.exit_status is not None else ExitStatus.FAILURE

@@ -11,6 +11,7 @@ up (where our own outgoing packets appear once, as PACKET_OUTGOING, and are kept
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import struct
 import time
@@ -19,7 +20,13 @@ from dataclasses import dataclass
 from tcpclose.capture import CaptureResult, parse_frame
 from tcpclose.capture.bpf import ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, SNAPLEN
 from tcpclose.capture.frames import Frame
-from tcpclose.capture.live import MAX_FRAME, SCM_TIMESTAMPNS, AfPacketCapture
+from tcpclose.capture.live import (
+    MAX_FRAME,
+    PACKET_OUTGOING,
+    SCM_TIMESTAMPNS,
+    SOL_PACKET,
+    AfPacketCapture,
+)
 
 _LD_H_ABS, _LD_B_ABS, _JEQ_K, _RET_K = 0x28, 0x30, 0x15, 0x06
 
@@ -36,8 +43,10 @@ ALL_TCP_PROGRAM: list[tuple[int, int, int, int]] = [
     (_RET_K, 0, 0, 0),  # 8: drop
 ]
 #: how long after the program ended its kernel may still be answering (loopback: microseconds)
-GRACE_SECONDS = 0.05
+GRACE_SECONDS = 0.02
 _ARPHRD_ETHER = 1
+#: frames read in one go by the reader thread before it looks whether to stop
+BUDGET = 2000
 #: loopback connections made at most to see the kernel stamp packets (see wait_for_kernel_stamps)
 PROBE_TRIES = 20
 
@@ -53,38 +62,70 @@ class WideCapture(AfPacketCapture):
     def _attach_filter(self, program: list[tuple[int, int, int, int]]) -> None:
         super()._attach_filter(ALL_TCP_PROGRAM)
 
-    def _receive_pending(self) -> int:
-        if not self.keep_outgoing:
-            return super()._receive_pending()
-        kept = 0
-        while True:
+    def _receive_pending(self, until_ns: int | None = None, budget: int = BUDGET) -> int:
+        """recvmsg() what is queued, at most `budget` frames (the reader thread then checks
+        whether to stop: a busy loopback must not keep it here), none stamped after `until_ns`.
+        Returns how many frames were read."""
+        read = 0
+        while read < budget:
             try:
-                data, ancdata, _flags, _address = self.sock.recvmsg(
-                    MAX_FRAME, socket.CMSG_SPACE(16)
-                )
+                data, ancdata, _flags, address = self.sock.recvmsg(MAX_FRAME, socket.CMSG_SPACE(16))
             except OSError:
-                return kept
+                break
+            read += 1
+            if address[2] == PACKET_OUTGOING and not self.keep_outgoing:
+                continue
             t_ns = time.time_ns()
             for level, kind, value in ancdata:
                 if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(value) >= 16:
                     seconds, nanoseconds = struct.unpack("qq", value[:16])
                     t_ns = seconds * 1_000_000_000 + nanoseconds
+            if until_ns is not None and t_ns > until_ns:
+                return 0  # sent after the trace ended: what we wanted is all read
             self.frames.append(Frame(t_ns, data))
-            kept += 1
+        return read
 
-    def stop_now(self) -> tuple[list[Frame], int]:
-        """Read what the kernel queued and close: the program has ended, and on loopback its
+    def _read_loop(self) -> None:
+        """As AfPacketCapture's, with a shorter select(): stop() waits for this loop."""
+        while not self._stop.is_set():
+            try:
+                readable, _, _ = select.select([self.sock], [], [], 0.01)
+            except (OSError, ValueError):
+                return
+            if readable:
+                self._receive_pending()
+
+    def stop_now(self, until_ns: int | None = None) -> tuple[list[Frame], int]:
+        """Read what the kernel queued up to `until_ns` and close: on loopback the program's
         packets were queued to us as they were sent (no quiet period to wait for)."""
         self._stop.set()
         self._thread.join()
-        self._receive_pending()
+        while self._receive_pending(until_ns):
+            pass
         dropped = 0
         with contextlib.suppress(OSError):
-            _packets, dropped = struct.unpack(
-                "II", self.sock.getsockopt(263, 6, 8)
-            )  # SOL_PACKET, PACKET_STATISTICS
+            _packets, dropped = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, 6, 8))
         self.sock.close()
         return self.frames, dropped
+
+
+def frame_ports(data: bytes) -> tuple[int, int] | None:
+    """(source port, destination port) of an Ethernet-framed TCP segment, without decoding it
+    (the wide capture holds every TCP segment on the machine: most are not ours)."""
+    if len(data) < 14 + 20:
+        return None
+    ethertype = int.from_bytes(data[12:14], "big")
+    if ethertype == ETH_P_IP:
+        offset = 14 + (data[14] & 0x0F) * 4
+    elif ethertype == ETH_P_IPV6:
+        offset = 14 + 40
+    else:
+        return None
+    if len(data) < offset + 4:
+        return None
+    return int.from_bytes(data[offset : offset + 2], "big"), int.from_bytes(
+        data[offset + 2 : offset + 4], "big"
+    )
 
 
 def ethernet_interfaces() -> list[str]:
@@ -169,21 +210,23 @@ class TraceCapture:
         return False
 
     def stop(self) -> CaptureResult:
+        """Every TCP frame seen, undecoded (`packets` is empty: see runs.build_runs)."""
         if not self.backends:
             return CaptureResult("none", self.note)
         deadline = time.monotonic() + GRACE_SECONDS
         while (left := deadline - time.monotonic()) > 0:
             time.sleep(left)
+        until_ns = time.time_ns()
         frames: list[Frame] = []
         dropped = 0
         for backend in self.backends:
-            got, lost = backend.stop_now()
+            got, lost = backend.stop_now(until_ns)
             frames.extend(got)
             dropped += lost
         frames.sort(key=lambda frame: frame.t_ns)
         self.backends = []
-        packets = tuple(p for p in map(parse_frame, frames) if p is not None)
-        return CaptureResult("af_packet", self.note, tuple(frames), packets, dropped)
+        # Undecoded: most are other programs' segments; the traced ones are picked by port.
+        return CaptureResult("af_packet", self.note, tuple(frames), (), dropped)
 
     def close(self) -> None:
         """Stop without reading (on an error path)."""

@@ -14,8 +14,24 @@ import re
 import socket
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from tcpclose.trace.sockets import Endpoint, SocketName, normal_host
+Endpoint = tuple[str, int]
+
+
+def normal_host(host: str) -> str:
+    """`::ffff:127.0.0.1` (an IPv4 peer of an IPv6 socket) is 127.0.0.1 on the wire."""
+    return host[7:] if host.lower().startswith("::ffff:") and "." in host else host
+
+
+@dataclass(frozen=True, slots=True)
+class SocketName:
+    """What -yy says a TCP fd is: an inode, or its local (and remote) endpoint."""
+
+    inode: int | None
+    local: Endpoint | None
+    remote: Endpoint | None
+
 
 _INODE = re.compile(r"socket:\[(\d+)\]")
 _PID = re.compile(r"^(\d+)\s")

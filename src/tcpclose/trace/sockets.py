@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tcpclose.render.labels import abbreviate
+from tcpclose.trace.procnet import Endpoint, SocketName, normal_host
 from tcpclose.trace.strace import (
     ProcessEnded,
     Record,
@@ -28,18 +29,10 @@ from tcpclose.trace.strace import (
     string_args,
 )
 
-Endpoint = tuple[str, int]
-
 READS = frozenset({"read", "recv", "recvfrom", "recvmsg", "readv"})
 WRITES = frozenset({"write", "send", "sendto", "sendmsg", "writev", "sendfile"})
 #: errnos of calls that only say "not yet" (non-blocking sockets): not worth a note
 NOT_YET = frozenset({"EAGAIN", "EWOULDBLOCK", "EINTR", "ERESTARTSYS", "ERESTARTNOHAND"})
-#: the system calls strace is asked to trace (-e trace=...)
-TRACED_CALLS = (
-    "socket,connect,accept,accept4,listen,shutdown,close,setsockopt,dup,dup2,dup3,fcntl,"
-    "read,recvfrom,recvmsg,readv,write,sendto,sendmsg,writev,sendfile,"
-    "clone,clone3,fork,vfork,execve,exit_group,rt_sigreturn"
-)
 
 _SOCKET = re.compile(r"^(TCP|TCPv6):\[(.*)\]$")
 _PLAIN_SOCKET = re.compile(r"^socket:\[(\d+)\]$")
@@ -51,26 +44,12 @@ _SHUT = re.compile(r"\b(SHUT_RDWR|SHUT_WR|SHUT_RD)\b")
 _EXECVE = re.compile(r'^"(?:[^"\\]|\\.)*", \[(.*?)\]')
 
 
-def normal_host(host: str) -> str:
-    """`::ffff:127.0.0.1` (an IPv4 peer of an IPv6 socket) is 127.0.0.1 on the wire."""
-    return host[7:] if host.lower().startswith("::ffff:") and "." in host else host
-
-
 def parse_endpoint(text: str) -> Endpoint | None:
     """`127.0.0.1:42646` or `[::1]:35705` -> (host, port)."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
         return None
     return normal_host(host.strip("[]")), int(port)
-
-
-@dataclass(frozen=True, slots=True)
-class SocketName:
-    """What -yy says a TCP fd is: an inode, or its local (and remote) endpoint."""
-
-    inode: int | None
-    local: Endpoint | None
-    remote: Endpoint | None
 
 
 def parse_socket_name(decoding: str | None) -> SocketName | None:

@@ -28,8 +28,13 @@ from pathlib import Path
 
 from tcpclose.errors import InputError, PermissionDenied, TcpcloseError, UsageError
 from tcpclose.trace.procnet import InodeResolver
-from tcpclose.trace.sockets import TRACED_CALLS
 
+#: the system calls strace is asked to trace (-e trace=...)
+TRACED_CALLS = (
+    "socket,connect,accept,accept4,listen,shutdown,close,setsockopt,dup,dup2,dup3,fcntl,"
+    "read,recvfrom,recvmsg,readv,write,sendto,sendmsg,writev,sendfile,"
+    "clone,clone3,fork,vfork,execve,exit_group,rt_sigreturn"
+)
 #: how long strace may take to say it attached (a loaded machine, many threads)
 ATTACH_TIMEOUT = 20.0
 #: bytes of each string strace prints (the data of reads and writes)
@@ -47,11 +52,12 @@ def find_strace() -> str:
     """strace's path: $TCPCLOSE_STRACE if set (another build), else the one on PATH."""
     named = os.environ.get("TCPCLOSE_STRACE")
     if named:
-        path: str | None = named if os.access(named, os.X_OK) else None
-    else:
-        path = shutil.which("strace") or next(
-            (p for p in ("/usr/bin/strace", "/bin/strace") if os.path.exists(p)), None
-        )
+        if not os.access(named, os.X_OK):
+            raise StraceMissing(f"TCPCLOSE_STRACE names {named}, which is not an executable")
+        return named
+    path = shutil.which("strace") or next(
+        (p for p in ("/usr/bin/strace", "/bin/strace") if os.path.exists(p)), None
+    )
     if path is None:
         raise StraceMissing(
             "strace is not installed (Debian: apt-get install strace); tcpclose trace needs it"
