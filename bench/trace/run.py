@@ -86,9 +86,7 @@ def build_c(tmp: Path) -> Path:
     if gcc is None:
         raise SystemExit("bench/trace: gcc is not installed")
     for name in ("graceserver", "graceclient"):
-        subprocess.run(
-            [gcc, "-O2", "-o", str(tmp / name), str(INTEROP / f"{name}.c")], check=True
-        )
+        subprocess.run([gcc, "-O2", "-o", str(tmp / name), str(INTEROP / f"{name}.c")], check=True)
     return tmp
 
 
@@ -204,9 +202,7 @@ def main() -> None:
     print(f"  traced  {med['traced']:10.0f} requests/s   ({summary['slowdown']:.1f}x slower)")
     print("lesson close experiment (C client), wall time, median:")
     print(f"  plain   {med['exp_plain']:.3f} s")
-    print(
-        f"  traced  {med['exp_traced']:.3f} s   (+{summary['experiment_extra_seconds']:.3f} s)"
-    )
+    print(f"  traced  {med['exp_traced']:.3f} s   (+{summary['experiment_extra_seconds']:.3f} s)")
 
 
 if __name__ == "__main__":

@@ -251,3 +251,18 @@ def test_a_signal_handler_that_ran_and_a_death() -> None:
         ("signal", "SIGPIPE"),
         ("killed", "SIGPIPE"),
     ]
+
+
+def test_an_accepted_socket_whose_inodes_were_never_looked_up_is_tcp() -> None:
+    """Attached to a server that closes its listener at once: neither inode was resolved, yet
+    accept() with an IP peer returned a TCP socket; its peer is in accept's sockaddr."""
+    lines = [
+        "9 1.0 accept4(4<socket:[939132]>, {sa_family=AF_INET, sin_port=htons(35534), "
+        'sin_addr=inet_addr("127.0.0.1")}, [16], SOCK_CLOEXEC) = 5<socket:[939143]> <0.1>',
+        "9 1.1 close(4<socket:[939132]>) = 0 <0.000001>",
+        '9 1.2 recvfrom(5<socket:[939143]>, "data1", 4096, 0, NULL, NULL) = 5 <0.000001>',
+        "9 1.3 +++ exited with 1 +++",
+    ]
+    ref = track(parse_lines(lines)).refs[0]
+    assert ref.accepted_by_us and ref.remote == ("127.0.0.1", 35534) and ref.local is None
+    assert [e.event for e in ref.events] == ["accepted", "received", "exit"]

@@ -335,7 +335,10 @@ class SocketTracker:
             listener = self._ref_for_fd(call)
             if listener is not None:
                 listener[1].listening = True
-            accepted = self._ref_for_result(call, tcp=listener is not None)
+            # accept() returns stream sockets; with an IP peer, TCP (even when the listener
+            # was closed before its inode could be looked up)
+            ip_peer = "sa_family=AF_INET" in call.args
+            accepted = self._ref_for_result(call, tcp=listener is not None or ip_peer)
             if accepted is not None:
                 fd, ref = accepted
                 ref.accepted_by_us = True
