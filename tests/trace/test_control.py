@@ -66,7 +66,7 @@ def test_attach_follows_a_running_graceserver_until_it_ends(
     assert kinds[:4] == ["accepted", "received", "sent", "eof"], kinds
     assert kinds[-1] == "exit"
     assert run["verdicts"]["server_end"] == "exit 1"
-    assert run["verdicts"]["fins"] == ["client", "server"]
+    assert run["verdicts"]["fins"] == ["client", "server"], (run["packets"], kinds)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
