@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("tcpclose.render.report_command", "one self-contained HTML report"),
     "probe": ("tcpclose.probe.command", "how a server or proxy handles a client's half-close"),
     "analyze": ("tcpclose.analyze.command", "how every TCP connection in a capture ended"),
+    "trace": ("tcpclose.commands.trace", "any program's socket calls and packets, one diagram"),
 }
 
 

@@ -1,0 +1,149 @@
+"""Fixtures for the trace tests: the lesson's C reconstructions built with gcc, a test nginx on
+a free port, and a way to run `tcpclose trace` as a real process that the test drives."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lesson.driver import TIMEOUT, Proc, Procs, program, python_env
+
+INTEROP = Path(__file__).resolve().parents[1] / "interop"
+
+
+def need_strace() -> None:
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+
+
+@pytest.fixture(scope="session")
+def c_programs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding the compiled graceserver and graceclient (tests/interop/*.c)."""
+    need_strace()
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is not installed: cannot build the C reconstructions")
+    if shutil.which("stdbuf") is None:
+        pytest.skip("stdbuf (coreutils) is missing: the C programs' output cannot be paced")
+    out = tmp_path_factory.mktemp("c-programs")
+    for name in ("graceserver", "graceclient"):
+        subprocess.run(
+            [gcc, "-O2", "-Wall", "-o", str(out / name), str(INTEROP / f"{name}.c")],
+            check=True,
+            timeout=120,
+        )
+    return out
+
+
+def c_env(c_programs: Path, **variables: str) -> dict[str, str]:
+    env = python_env(**variables)
+    env["PATH"] = os.pathsep.join([str(c_programs), env.get("PATH", "")])
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    end = time.monotonic() + TIMEOUT
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port}")
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """nginx on a free loopback port, answering every request with a short body."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        pytest.skip("nginx is not installed")
+    tmp = tmp_path_factory.mktemp("nginx")
+    port = free_port()
+    (tmp / "nginx.conf").write_text(
+        "worker_processes 1;\n"
+        "events { worker_connections 64; }\n"
+        "http {\n  access_log off;\n"
+        f"  server {{ listen 127.0.0.1:{port}; "
+        'location / { return 200 "hello from nginx\\n"; } }\n}\n'
+    )
+    directives = f"daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;"
+    proc = subprocess.Popen(
+        [binary, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", directives],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_listening(port, proc)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Traced:
+    """`tcpclose trace --json -o FILE ...` running; `result()` waits and reads the JSON."""
+
+    proc: Proc
+    output: Path
+
+    def result(self, timeout: float = TIMEOUT) -> tuple[int, dict[str, Any]]:
+        status = self.proc.wait(timeout)
+        assert self.output.exists(), self.proc.describe()
+        return status, json.loads(self.output.read_text())
+
+
+def start_trace(
+    procs: Procs, tmp: Path, *args: str, env: dict[str, str] | None = None, name: str = "trace"
+) -> Traced:
+    output = tmp / f"{name}.json"
+    argv = program("tcpclose", "trace", "--json", "-o", str(output), *args)
+    return Traced(procs.start(argv, env=env), output)
+
+
+def only_run(doc: dict[str, Any]) -> dict[str, Any]:
+    runs = doc["runs"]
+    assert len(runs) == 1, [r["summary"] for r in runs]
+    return dict(runs[0])
+
+
+def wire(run: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """The packets that say something (SYN, data, FIN, RST), as (from, flags, data)."""
+    return [
+        (p["from"], p["flags"].replace("P", "").replace("A", ""), p["data"])
+        for p in run["packets"]
+        if p["len"] or set(p["flags"]) & set("SFR")
+    ]
+
+
+def calls(run: dict[str, Any], role: str) -> list[tuple[str, Any]]:
+    """A side's events as (kind, data or status), without the lab-only `listening`."""
+    return [
+        (e["event"], e.get("data") if "data" in e else e.get("status", e.get("signal")))
+        for e in run["events"]
+        if e["role"] == role and e["event"] not in ("listening",)
+    ]
