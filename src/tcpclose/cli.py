@@ -18,8 +18,14 @@ from collections.abc import Sequence
 
 from tcpclose import __version__
 from tcpclose.argparsing import Parser
-from tcpclose.errors import TcpcloseError, Terminated, UsageError
-from tcpclose.outputs import OutputError, guarded_stdout, open_missing_standard_fds, silence_stdout
+from tcpclose.errors import TcpcloseError, Terminated, UsageError, sigterm_raises
+from tcpclose.outputs import (
+    BrokenStdout,
+    OutputError,
+    guarded_stdout,
+    open_missing_standard_fds,
+    silence_stdout,
+)
 from tcpclose.status import ExitStatus
 
 #: command name -> (module, one-line help). The table is the single source of `--help`.
@@ -97,9 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if 1 in closed:
             raise OutputError("cannot write standard output: it is closed")
-        with guarded_stdout():
+        with sigterm_raises(), guarded_stdout():
             return _dispatch(args)
     except SystemExit as exc:  # argparse's --help and --version end with exit(0)
+        if isinstance(exc.__context__, BrokenPipeError):  # rich's on_broken_pipe() exits 1
+            silence_stdout()
+            return int(ExitStatus.BROKEN_PIPE)
         return exc.code if isinstance(exc.code, int) else ExitStatus.USAGE
     except TcpcloseError as exc:
         _report(f"tcpclose: error: {exc.message}")
@@ -110,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated:
         _report("tcpclose: terminated")
         return int(ExitStatus.TERMINATED)
-    except BrokenPipeError:
+    except (BrokenStdout, BrokenPipeError):
         # The reader of our output (`| head`) stopped reading: say nothing, as a program
         # killed by SIGPIPE would, and exit with the status such a program has.
         silence_stdout()

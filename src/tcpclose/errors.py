@@ -7,7 +7,12 @@ is translated into this hierarchy at one boundary, `from_oserror`, and chained w
 
 from __future__ import annotations
 
+import contextlib
 import errno as errno_module
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 from tcpclose.status import ExitStatus
 
@@ -62,6 +67,26 @@ class Terminated(BaseException):
     unwinds every `finally` (children ended, temp directories removed) and the CLI exits 143."""
 
     status = ExitStatus.TERMINATED
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within: SIGTERM raises `Terminated` in the main thread, as Ctrl-C raises
+    KeyboardInterrupt, so every `finally` runs (children ended, temp directories removed).
+    A second SIGTERM during that clean-up is ignored. Outside the main thread: no change."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 _NETWORK_ERRNOS = frozenset(

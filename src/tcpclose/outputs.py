@@ -49,11 +49,16 @@ class OutputError(InputError):
     """Standard output cannot be written: closed, or its device is full (status 5)."""
 
 
-def stdout_error(exc: OSError) -> OSError | OutputError:
-    """What a failed write to standard output means: EPIPE stays a BrokenPipeError (the reader
-    went away: not an error of ours); anything else (ENOSPC, EIO, EBADF...) is an OutputError."""
+class BrokenStdout(Exception):
+    """The reader of standard output went away (EPIPE). Not an OSError, so that no library
+    on the way (argparse's help, rich) swallows it or exits in its own way."""
+
+
+def stdout_error(exc: OSError) -> BrokenStdout | OutputError:
+    """What a failed write to standard output means: EPIPE is a BrokenStdout (the reader went
+    away: not an error of ours); anything else (ENOSPC, EIO, EBADF...) is an OutputError."""
     if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
-        return exc
+        return BrokenStdout(str(exc))
     return OutputError(f"cannot write standard output: {describe_oserror(exc)}")
 
 
@@ -115,6 +120,19 @@ def guarded_stdout() -> Iterator[None]:
         sys.stdout.flush()
     finally:
         sys.stdout = real
+
+
+@contextmanager
+def unguarded_stdout() -> Iterator[None]:
+    """Within: the real sys.stdout (for the lesson's programs, which treat their own write
+    errors as the C originals do)."""
+    guarded = sys.stdout
+    if isinstance(guarded, _GuardedStdout):
+        sys.stdout = guarded._stream
+    try:
+        yield
+    finally:
+        sys.stdout = guarded
 
 
 def silence_stdout() -> None:

@@ -3,21 +3,18 @@ wait for both to end, merge packets and events into a timeline, judge it."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import signal
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tcpclose.capture import CaptureResult, start_capture
-from tcpclose.errors import TcpcloseError, Terminated
+from tcpclose.errors import TcpcloseError, sigterm_raises
 from tcpclose.lab.processes import Child, ProcessOutcome, allow_children, stop_all
 from tcpclose.lab.scenarios import Scenario
 from tcpclose.lab.verdicts import LabVerdict, judge
@@ -293,26 +290,6 @@ def sweep_left_behind(root: Path | None = None) -> list[Path]:
     return removed
 
 
-@contextlib.contextmanager
-def sigterm_ends_run() -> Iterator[None]:
-    """While scenarios run, SIGTERM raises `Terminated` in the main thread, as Ctrl-C raises
-    KeyboardInterrupt: the run then ends its children and removes its temp directories. A
-    second SIGTERM during that clean-up is ignored. Outside the main thread: nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_many(
     scenarios: Iterable[Scenario],
     *,
@@ -333,7 +310,7 @@ def run_many(
             on_done(run)
         return run
 
-    with sigterm_ends_run():
+    with sigterm_raises():  # already so under the CLI; for library callers too
         pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(scenarios))))
         try:
             futures = [pool.submit(one, scenario) for scenario in scenarios]

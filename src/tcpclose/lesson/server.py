@@ -122,6 +122,7 @@ class GraceServer:
         self.options = options
         self.log = log
         self.count = 0
+        self.in_sigpipe_handler = False
 
     def on_sigint(self, signum: int, frame: FrameType | None) -> None:
         # [signals] sig_int(): printf("\nreceived %d datagrams\n", count); exit(0);
@@ -130,9 +131,17 @@ class GraceServer:
         raise SystemExit(0)
 
     def on_sigpipe(self, signum: int, frame: FrameType | None) -> None:
-        # The readers' handler: it runs, then the write returns EPIPE.
-        say("caught SIGPIPE\n")
-        self.log.emit("signal", signal="SIGPIPE")
+        # The readers' handler: it runs, then the write returns EPIPE. A stdout whose reader
+        # went away raises SIGPIPE too, and so does this handler's own print to it: the flag
+        # lets that nested signal pass (C's handler would just print into stdio's buffer).
+        if self.in_sigpipe_handler:
+            return
+        self.in_sigpipe_handler = True
+        try:
+            say("caught SIGPIPE\n")
+            self.log.emit("signal", signal="SIGPIPE")
+        finally:
+            self.in_sigpipe_handler = False
 
     def install_signals(self) -> None:
         signal.signal(signal.SIGINT, self.on_sigint)
