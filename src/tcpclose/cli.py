@@ -11,14 +11,21 @@ one-line help of each command is in the COMMANDS table below, not in its module.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 
 from tcpclose import __version__
 from tcpclose.argparsing import Parser
-from tcpclose.errors import TcpcloseError, UsageError
+from tcpclose.errors import TcpcloseError, Terminated, UsageError, sigterm_raises
+from tcpclose.outputs import (
+    BrokenStdout,
+    OutputError,
+    guarded_stdout,
+    open_missing_standard_fds,
+    silence_stdout,
+)
 from tcpclose.status import ExitStatus
 
 #: command name -> (module, one-line help). The table is the single source of `--help`.
@@ -44,7 +51,7 @@ def _overview() -> str:
         f"commands:\n{rows}\n\n"
         "`tcpclose COMMAND --help` tells more. Exit statuses: 0 ok, 1 failure, 2 usage, "
         "3 network, 4 permission, 5 file (unreadable, not a capture, unwritable), "
-        "6 address in use, 130 interrupted.\n"
+        "6 address in use, 130 interrupted, 141 broken pipe, 143 terminated.\n"
     )
 
 
@@ -75,25 +82,59 @@ def _dispatch(argv: list[str]) -> int:
     return int(execute(parser.parse_args(rest)))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run `tcpclose` with `argv` (without the program name); return the exit status."""
-    args = list(sys.argv[1:] if argv is None else argv)
+def _report(message: str) -> None:
+    """One line on standard error (nothing if standard error itself cannot be written)."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
     try:
-        return _dispatch(args)
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `tcpclose` with `argv` (without the program name); return the exit status.
+
+    Whatever happens, the user sees at most one line on standard error and a status of
+    `ExitStatus`, never a traceback: errors of ours, Ctrl-C, SIGTERM during runs, a standard
+    output that is closed, full or whose reader went away (broken pipe: no message, 141)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    closed = open_missing_standard_fds()
+    try:
+        if 1 in closed:
+            raise OutputError("cannot write standard output: it is closed")
+        with sigterm_raises(), guarded_stdout():
+            return _dispatch(args)
     except SystemExit as exc:  # argparse's --help and --version end with exit(0)
+        if isinstance(exc.__context__, BrokenPipeError):  # rich's on_broken_pipe() exits 1
+            silence_stdout()
+            return int(ExitStatus.BROKEN_PIPE)
         return exc.code if isinstance(exc.code, int) else ExitStatus.USAGE
     except TcpcloseError as exc:
-        sys.stdout.flush()
-        sys.stderr.write(f"tcpclose: error: {exc.message}\n")
+        _report(f"tcpclose: error: {exc.message}")
         return int(exc.status)
     except KeyboardInterrupt:
-        sys.stderr.write("tcpclose: interrupted\n")
+        _report("tcpclose: interrupted")
         return int(ExitStatus.INTERRUPTED)
-    except BrokenPipeError:
-        # Output piped into `head` or similar that stopped reading: not an error of ours.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return int(ExitStatus.OK)
+    except Terminated:
+        _report("tcpclose: terminated")
+        return int(ExitStatus.TERMINATED)
+    except (BrokenStdout, BrokenPipeError):
+        # The reader of our output (`| head`) stopped reading: say nothing, as a program
+        # killed by SIGPIPE would, and exit with the status such a program has.
+        silence_stdout()
+        return int(ExitStatus.BROKEN_PIPE)
+    except UnicodeEncodeError as exc:
+        # An argument holds bytes that are not UTF-8 (argv decoded with surrogateescape)
+        # and a command needed it as text.
+        bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else ""
+        shown = bad.encode("utf-8", "surrogateescape") if bad else b""
+        _report(
+            f"tcpclose: error: an argument holds bytes that are not UTF-8 ({shown!r}); "
+            "give it as UTF-8 text"
+        )
+        return int(ExitStatus.USAGE)
 
 
 def run() -> None:

@@ -7,7 +7,12 @@ is translated into this hierarchy at one boundary, `from_oserror`, and chained w
 
 from __future__ import annotations
 
+import contextlib
 import errno as errno_module
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 from tcpclose.status import ExitStatus
 
@@ -57,6 +62,33 @@ class AddressInUse(TcpcloseError):
     status = ExitStatus.ADDRESS_IN_USE
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived while a command had children running: like KeyboardInterrupt, it
+    unwinds every `finally` (children ended, temp directories removed) and the CLI exits 143."""
+
+    status = ExitStatus.TERMINATED
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within: SIGTERM raises `Terminated` in the main thread, as Ctrl-C raises
+    KeyboardInterrupt, so every `finally` runs (children ended, temp directories removed).
+    A second SIGTERM during that clean-up is ignored. Outside the main thread: no change."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 _NETWORK_ERRNOS = frozenset(
     {
         errno_module.ECONNREFUSED,
@@ -88,9 +120,38 @@ def describe_oserror(exc: OSError) -> str:
     return f"{text} ({name})" if name else text
 
 
-def from_oserror(exc: OSError, doing: str) -> TcpcloseError:
-    """Translate an OSError met while `doing` something into the hierarchy (the one boundary)."""
+#: errors met reading or writing a file: status 5 (INPUT), whatever the errno
+_FILE_ERRNOS = frozenset(
+    {
+        errno_module.EACCES,
+        errno_module.EPERM,
+        errno_module.ENOENT,
+        errno_module.EISDIR,
+        errno_module.ENOTDIR,
+        errno_module.ELOOP,
+        errno_module.ENAMETOOLONG,
+        errno_module.ENOSPC,
+        errno_module.EDQUOT,
+        errno_module.EFBIG,
+        errno_module.EROFS,
+        errno_module.EIO,
+        errno_module.ENXIO,
+        errno_module.ETXTBSY,
+    }
+)
+
+
+def from_oserror(exc: OSError, doing: str, *, on_file: bool | None = None) -> TcpcloseError:
+    """Translate an OSError met while `doing` something into the hierarchy (the one boundary).
+
+    A file's error (`on_file`, or an OSError that names a file, as open() and stat() do) is
+    status 5 even when it is EACCES: permission on a file is a file problem, while EACCES or
+    EPERM on a socket (a port below 1024, a capture without CAP_NET_RAW) is status 4."""
     message = f"{doing}: {describe_oserror(exc)}"
+    if on_file is None:
+        on_file = exc.filename is not None
+    if on_file and exc.errno in _FILE_ERRNOS:
+        return InputError(message)
     if isinstance(exc, TimeoutError) or exc.errno in _NETWORK_ERRNOS:
         return NetworkError(message)
     if exc.errno == errno_module.EADDRINUSE:

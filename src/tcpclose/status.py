@@ -27,3 +27,8 @@ class ExitStatus(enum.IntEnum):
     ADDRESS_IN_USE = 6
     #: interrupted by the user (Ctrl-C)
     INTERRUPTED = 130
+    #: the reader of standard output went away (`| head`): nothing is printed, as for a
+    #: program killed by SIGPIPE (128 + 13)
+    BROKEN_PIPE = 141
+    #: ended by SIGTERM (128 + 15); children ended and temp directories removed first
+    TERMINATED = 143

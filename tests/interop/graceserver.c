@@ -119,9 +119,12 @@ int main(void) {
         /* [reply] "processing", then the answer */
         snprintf(send_line, sizeof(send_line), "Hi, %s", message);
         processing(delay_ms);
-        ssize_t sent = send(connfd, send_line, strlen(send_line), 0);
+        /* As the lesson's listing: print the result first, check it after. Its -1, printed
+         * as the course's %zu of an int, shows as 4294967295 on x86-64 Linux. */
+        int sent = send(connfd, send_line, strlen(send_line), 0);
+        int send_errno = errno;
+        printf("send bytes: %u \n", (unsigned) sent);
         if (sent < 0)
-            error(1, errno, "error write");
-        printf("send bytes: %zd \n", sent);
+            error(1, send_errno, "error write");
     }
 }

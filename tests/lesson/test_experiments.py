@@ -24,11 +24,13 @@ SIGPIPE_MODES = ("ignore", "default", "handler")
 #: How each --sigpipe mode ends the server in the close experiment (measured on Linux): the
 #: first `Hi, data1` draws an RST; the socket was in CLOSE_WAIT (the client's FIN had come),
 #: so the kernel records EPIPE and the next send fails with EPIPE and raises SIGPIPE.
+#: As the original, a failed send still prints `send bytes:` with its -1 shown unsigned.
+FAILED_SEND = b"send bytes: 4294967295 \n"
 CLOSE_ENDINGS = {
     # mode: (exit status, extra stdout, stderr)
-    "ignore": (1, b"", b"graceserver: error write: Broken pipe\n"),
+    "ignore": (1, FAILED_SEND, b"graceserver: error write: Broken pipe\n"),
     "default": (-13, b"", b""),
-    "handler": (1, b"caught SIGPIPE\n", b"graceserver: error write: Broken pipe\n"),
+    "handler": (1, b"caught SIGPIPE\n" + FAILED_SEND, b"graceserver: error write: Broken pipe\n"),
 }
 
 
@@ -118,7 +120,7 @@ def test_abort_resets_the_connection_under_a_sleeping_server(
 
     assert (run.client_status, run.client_out) == (0, b"now sending data1\nsend bytes: 5 \n")
     # RST, not FIN: the write fails with ECONNRESET, which raises no SIGPIPE in either mode.
-    assert run.server_out == b"received 5 bytes: data1\n"
+    assert run.server_out == b"received 5 bytes: data1\n" + FAILED_SEND
     assert (run.server_status, run.server_err) == (
         1,
         b"graceserver: error write: Connection reset by peer\n",

@@ -20,7 +20,7 @@ def write_pcap(path: str | Path, frames: Iterable[Frame]) -> int:
     try:
         Path(path).write_bytes(pcap_bytes(frames))
     except OSError as exc:
-        raise from_oserror(exc, f"cannot write {path}") from exc
+        raise from_oserror(exc, f"cannot write {path}", on_file=True) from exc
     return len(frames)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import select
 import shutil
 import signal
@@ -20,6 +21,13 @@ SNAPLEN = 2048
 BUFFER_KIB = 32 * 1024
 
 
+def _lifeline() -> list[str]:
+    """`setpriv --pdeathsig TERM --` when util-linux's setpriv is here: the kernel ends tcpdump
+    when this process dies, even by SIGKILL (see tcpclose.lifeline for our own children)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+
+
 class TcpdumpUnavailable(Exception):
     """tcpdump is missing or refused to capture; the message says which, in one line."""
 
@@ -35,12 +43,17 @@ class TcpdumpCapture:
         )
         if binary is None:
             raise TcpdumpUnavailable("tcpdump is not installed")
-        self._dir = tempfile.TemporaryDirectory(prefix="tcpclose-tcpdump-")
+        # The pid in the name lets the next lab run remove it if this process is SIGKILLed.
+        self._dir = tempfile.TemporaryDirectory(prefix=f"tcpclose-tcpdump-{os.getpid()}-")
         self.path = Path(self._dir.name) / "capture.pcap"
         expression = "tcp and (" + " or ".join(f"port {p}" for p in sorted(set(ports))) + ")"
         self.proc = subprocess.Popen(
             [
+                # The kernel SIGTERMs tcpdump if we die (even by SIGKILL); `-Z root` keeps it
+                # from changing user, which would clear that parent-death signal.
+                *_lifeline(),
                 binary,
+                *(["-Z", "root"] if os.geteuid() == 0 else []),
                 "-i",
                 interface,
                 "-U",

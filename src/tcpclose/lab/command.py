@@ -86,7 +86,7 @@ def write_outputs(runs: list[LabRun], mermaid: Path | None, pcap: Path | None) -
             try:
                 path.write_text(text, encoding="utf-8")
             except OSError as exc:
-                raise from_oserror(exc, f"cannot write {path}") from exc
+                raise from_oserror(exc, f"cannot write {path}", on_file=True) from exc
             written.append(f"mermaid: {path}")
         if pcap is not None:
             path = output_path(pcap, run.scenario, many)

@@ -1,5 +1,6 @@
-"""Child processes of a lab run: started with the package importable, watched by a thread that
-notes the moment each one ends (so a death by signal lands on the timeline where it happened)."""
+"""Child processes of a lab run: started with the package importable (and nothing from the working
+directory: see `tcpclose.lifeline`), watched by a thread that notes the moment each one ends (so
+a death by signal lands on the timeline where it happened), all ended at once by `stop_all`."""
 
 from __future__ import annotations
 
@@ -7,17 +8,14 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import tcpclose
-
-#: the directory holding the `tcpclose` package, for children started with `python -m`
-_PACKAGE_ROOT = str(Path(tcpclose.__file__).resolve().parent.parent)
+from tcpclose.errors import TcpcloseError
+from tcpclose.lifeline import child_argv, child_env
 
 
 @dataclass(frozen=True)
@@ -49,46 +47,58 @@ class ProcessOutcome:
         }
 
 
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 #: every Child still running, so that Ctrl-C can end them all at once (they run in sessions
 #: of their own and do not get the terminal's SIGINT)
 _RUNNING: set[Child] = set()
 _RUNNING_LOCK = threading.Lock()
+#: set by `stop_all`: no new child may start (a scenario's thread may be about to start one)
+_STOPPING = threading.Event()
 
 
-def kill_all() -> None:
-    """SIGKILL every child still running (their waiting threads then see them end)."""
+class Stopped(TcpcloseError):
+    """A child was about to start after `stop_all`: the run is being ended."""
+
+
+def allow_children() -> None:
+    """Let children start again (a new run begins)."""
+    _STOPPING.clear()
+
+
+def stop_all() -> None:
+    """Refuse new children, then SIGKILL every child still running (their waiting threads
+    then see them end and clean up)."""
     with _RUNNING_LOCK:
+        _STOPPING.set()
         running = list(_RUNNING)
     for child in running:
         child.kill(wait=False)
 
 
 class Child:
-    """A running program: `python -m MODULE ARGS`, stdout and stderr to files, stdin a pipe."""
+    """A running program: `python -P -m MODULE ARGS` on a lifeline (`tcpclose.lifeline`),
+    in `workdir`, stdout and stderr to files there, stdin a pipe, in a session of its own."""
 
     def __init__(self, role: str, module: str, args: list[str], workdir: Path) -> None:
         self.role = role
-        self.argv = (sys.executable, "-m", module, *args)
+        self.argv = tuple(child_argv(module, args))
         self._out = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115 - closed in outcome()
         self._err = tempfile.TemporaryFile(dir=workdir)  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.PIPE,
-            stdout=self._out,
-            stderr=self._err,
-            env=child_env(),
-            start_new_session=True,
-        )
         self.ended_ns = 0
         self._done = threading.Event()
-        with _RUNNING_LOCK:
+        with _RUNNING_LOCK:  # started under the lock: stop_all() sees it or it never starts
+            if _STOPPING.is_set():
+                self._out.close()
+                self._err.close()
+                raise Stopped("the run is being stopped")
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=self._out,
+                stderr=self._err,
+                cwd=workdir,
+                env=child_env(),
+                start_new_session=True,
+            )
             _RUNNING.add(self)
         threading.Thread(target=self._watch, name=f"wait-{role}", daemon=True).start()
 

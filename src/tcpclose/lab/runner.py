@@ -3,6 +3,9 @@ wait for both to end, merge packets and events into a timeline, judge it."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -11,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tcpclose.capture import CaptureResult, start_capture
-from tcpclose.errors import TcpcloseError
-from tcpclose.lab.processes import Child, ProcessOutcome, kill_all
+from tcpclose.errors import TcpcloseError, sigterm_raises
+from tcpclose.lab.processes import Child, ProcessOutcome, allow_children, stop_all
 from tcpclose.lab.scenarios import Scenario
 from tcpclose.lab.verdicts import LabVerdict, judge
 from tcpclose.model.event import AppEvent, read_events
@@ -24,6 +27,12 @@ LESSON_DELAY = 5.0
 LESSON_CLOSE_WAIT = 6.0
 #: how long any one wait may take before the run is declared stuck (generous: loaded machines)
 STEP_TIMEOUT = 20.0
+
+
+#: each run's private directory is TEMP_PREFIX<pid>-<scenario>-XXXXXXXX under the temp directory
+TEMP_PREFIX = "tcpclose-lab-"
+#: the temp directories a tcpclose killed by SIGKILL left: its own runs' and its tcpdumps'
+_LEFT_BEHIND = re.compile(r"tcpclose-(?:lab|tcpdump)-(\d+)-")
 
 
 class LabError(TcpcloseError):
@@ -222,7 +231,7 @@ def run_scenario(
     capture_methods: Sequence[str] = ("af_packet", "tcpdump"),
 ) -> LabRun:
     """Run one scenario for real and judge it."""
-    with tempfile.TemporaryDirectory(prefix=f"tcpclose-{scenario.name}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-{scenario.name}-") as tmp:
         workdir = Path(tmp)
         if scenario.kind == "lesson":
             client, server, capture, events_path = _run_lesson(
@@ -247,6 +256,40 @@ def run_scenario(
     return LabRun(scenario, speed, timeline, client, server, capture, tuple(events), verdict)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_left_behind(root: Path | None = None) -> list[Path]:
+    """Remove the temp directories of lab runs whose tcpclose process is gone (it was killed
+    by SIGKILL and could not clean up); returns what was removed. Directories of processes
+    still running, and of other users, are left alone."""
+    removed = []
+    base = Path(root or tempfile.gettempdir())
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _LEFT_BEHIND.match(entry.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        try:
+            if not entry.is_dir() or entry.is_symlink() or entry.stat().st_uid != os.geteuid():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
 def run_many(
     scenarios: Iterable[Scenario],
     *,
@@ -258,6 +301,8 @@ def run_many(
     """Run scenarios concurrently (each has its own processes, port and capture filter);
     results come back in the order given."""
     scenarios = list(scenarios)
+    sweep_left_behind()
+    allow_children()
 
     def one(scenario: Scenario) -> LabRun:
         run = run_scenario(scenario, speed=speed, capture_methods=capture_methods)
@@ -265,13 +310,15 @@ def run_many(
             on_done(run)
         return run
 
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(scenarios)))) as pool:
-        futures = [pool.submit(one, scenario) for scenario in scenarios]
+    with sigterm_raises():  # already so under the CLI; for library callers too
+        pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(scenarios))))
         try:
+            futures = [pool.submit(one, scenario) for scenario in scenarios]
             return [future.result() for future in futures]
         except BaseException:
-            # Ctrl-C, or one scenario failed: end the others now rather than wait for them.
-            for future in futures:
-                future.cancel()
-            kill_all()
+            # Ctrl-C, SIGTERM, or one scenario failed: end the others now rather than wait for
+            # them (each scenario's thread then removes its temp directory).
+            stop_all()
             raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)

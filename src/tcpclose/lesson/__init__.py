@@ -16,8 +16,9 @@ client     0 after `close` / `abort` (and the 6 s wait); 1 after `server termina
 
 `tcpclose server` and `tcpclose client` run the same programs but report what goes wrong
 BEFORE the dialogue starts in tcpclose's voice (`tcpclose: error: ...`) with the statuses of
-`tcpclose.status`: 2 bad arguments or an address that does not parse, 3 refused, unreachable,
-timed out or unresolvable, 4 permission denied, 6 address in use. From the connection on they
+`tcpclose.status`: 2 bad arguments, an address that does not parse, or a --bind address that is
+not this machine's, 3 refused, unreachable, timed out or unresolvable, 4 permission denied,
+5 an --events file that cannot be written, 6 address in use. From the connection on they
 behave, print and exit exactly as `graceserver` / `graceclient`.
 """
 

@@ -38,6 +38,7 @@ from tcpclose.lesson.common import (
     error,
     open_events,
     port_number,
+    prepare_standard_streams,
     resolve,
     say,
     show_bytes,
@@ -291,6 +292,7 @@ def connect_and_run(options: ClientOptions, voice: Voice = "c") -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`graceclient <IPaddress>`: a wrong argument count prints the original's usage line."""
+    prepare_standard_streams(dies_of_sigpipe=True)  # the C client never changes SIGPIPE
     try:
         options = options_from(build_parser().parse_args(argv))
     except SystemExit as exc:  # --help: argparse printed it and asked to exit(0)

@@ -10,14 +10,20 @@ from __future__ import annotations
 import argparse
 
 from tcpclose.lesson import client, server
+from tcpclose.lesson.common import prepare_standard_streams
+from tcpclose.outputs import unguarded_stdout
 
 configure_server = server.add_arguments
 configure_client = client.add_arguments
 
 
 def execute_server(args: argparse.Namespace) -> int:
-    return server.serve(server.options_from(args), voice="tcpclose")
+    prepare_standard_streams(dies_of_sigpipe=False)  # the --sigpipe mode decides
+    with unguarded_stdout():  # a full or broken stdout is handled as graceserver handles it
+        return server.serve(server.options_from(args), voice="tcpclose")
 
 
 def execute_client(args: argparse.Namespace) -> int:
-    return client.connect_and_run(client.options_from(args), voice="tcpclose")
+    prepare_standard_streams(dies_of_sigpipe=True)  # as graceclient
+    with unguarded_stdout():
+        return client.connect_and_run(client.options_from(args), voice="tcpclose")

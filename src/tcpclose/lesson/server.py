@@ -7,12 +7,14 @@ Lesson steps, in order (comments below cite them):
   [loop]    read() up to MAXLINE bytes: one read is one message
   [eof]     read() returned 0: `client closed `, exit 1
   [reply]   print `received <n> bytes: <message>`, sleep 5 s ("processing"), send `Hi, <message>`,
-            print `send bytes: <n> `; a failed send prints `error write: <strerror>`, exit 1
+            print `send bytes: <n> `, and only then check: a failed send prints
+            `send bytes: 4294967295 ` (its -1, unsigned) and `error write: <strerror>`, exit 1
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import socket
 import sys
@@ -32,6 +34,7 @@ from tcpclose.lesson.common import (
     family_of,
     open_events,
     port_number,
+    prepare_standard_streams,
     say,
     show_bytes,
     warn,
@@ -39,6 +42,9 @@ from tcpclose.lesson.common import (
 from tcpclose.model.event import EventLog
 
 PROGRAM = "graceserver"
+#: what the course's `printf("send bytes: %zu \n", n)` shows for n = -1 (an int, read as
+#: unsigned 32 bits on x86-64 Linux)
+FAILED_SEND_SHOWN = 4294967295
 SIGPIPE_MODES = ("ignore", "default", "handler")
 
 
@@ -116,6 +122,7 @@ class GraceServer:
         self.options = options
         self.log = log
         self.count = 0
+        self.in_sigpipe_handler = False
 
     def on_sigint(self, signum: int, frame: FrameType | None) -> None:
         # [signals] sig_int(): printf("\nreceived %d datagrams\n", count); exit(0);
@@ -124,9 +131,17 @@ class GraceServer:
         raise SystemExit(0)
 
     def on_sigpipe(self, signum: int, frame: FrameType | None) -> None:
-        # The readers' handler: it runs, then the write returns EPIPE.
-        say("caught SIGPIPE\n")
-        self.log.emit("signal", signal="SIGPIPE")
+        # The readers' handler: it runs, then the write returns EPIPE. A stdout whose reader
+        # went away raises SIGPIPE too, and so does this handler's own print to it: the flag
+        # lets that nested signal pass (C's handler would just print into stdio's buffer).
+        if self.in_sigpipe_handler:
+            return
+        self.in_sigpipe_handler = True
+        try:
+            say("caught SIGPIPE\n")
+            self.log.emit("signal", signal="SIGPIPE")
+        finally:
+            self.in_sigpipe_handler = False
 
     def install_signals(self) -> None:
         signal.signal(signal.SIGINT, self.on_sigint)
@@ -151,9 +166,13 @@ class GraceServer:
             listener.close()
             self.log.emit("error", call="bind", errno=errno_name(exc.errno), message=exc.strerror)
             where = host_port(self.options.bind, self.options.port)
-            raise SetupError(
-                f"bind failed : {exc.strerror}", from_oserror(exc, f"cannot listen on {where}")
-            ) from exc
+            error = from_oserror(exc, f"cannot listen on {where}")
+            if exc.errno == errno.EADDRNOTAVAIL:  # --bind names no address of this machine
+                error = UsageError(
+                    f"cannot listen on {where}: {self.options.bind} is not an address of this "
+                    "machine (EADDRNOTAVAIL)"
+                )
+            raise SetupError(f"bind failed : {exc.strerror}", error) from exc
         listener.listen(LISTENQ)
         host, port = listener.getsockname()[:2]
         self.log.emit("listening", address=host, port=port)
@@ -198,6 +217,9 @@ class GraceServer:
                 self.log.emit(
                     "error", call="write", errno=errno_name(exc.errno), message=exc.strerror
                 )
+                # The original's quirk: it prints the result before checking it, so a failed
+                # send shows its -1 printed unsigned, then the error line (stdout, then stderr).
+                say(f"send bytes: {FAILED_SEND_SHOWN} \n")
                 error(PROGRAM, 1, "error write", exc.errno)
             self.log.emit("sent", bytes=sent, data=reply[:sent].decode("utf-8", "replace"))
             say(f"send bytes: {sent} \n")
@@ -229,6 +251,7 @@ def serve(options: ServerOptions, voice: Voice = "c") -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`graceserver [options]`: errors are reported as the C original reports them."""
+    prepare_standard_streams(dies_of_sigpipe=False)  # the --sigpipe mode decides
     parser = build_parser()
     try:
         options = options_from(parser.parse_args(argv))

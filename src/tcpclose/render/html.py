@@ -203,5 +203,5 @@ def write_report(
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise from_oserror(exc, f"cannot write {path}") from exc
+        raise from_oserror(exc, f"cannot write {path}", on_file=True) from exc
     return path
