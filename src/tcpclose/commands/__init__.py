@@ -1,0 +1,1 @@
+"""The command layer: every tcpclose command, above the libraries (imports point down only)."""
