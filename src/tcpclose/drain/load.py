@@ -118,7 +118,15 @@ class ClientProtocol(asyncio.Protocol):
         self.waiter = waiter = self.loop.create_future()
         self.timer = self.loop.call_later(timeout, self._timed_out)
         self.transport.write(data)
+        if self.eof:
+            # The server's FIN came while the connection was idle and this client wrote
+            # anyway: its next read() returns 0 at once, unless an RST lands first.
+            self.loop.call_soon(self._read_eof)
         return waiter
+
+    def _read_eof(self) -> None:
+        if self.reader is not None:
+            self._done(Outcome.CLOSED_WITHOUT_ANSWER, None)
 
     def _timed_out(self) -> None:
         self.timer = None

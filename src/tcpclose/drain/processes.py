@@ -30,7 +30,14 @@ class ProcessEnd:
 class Supervised:
     """A command running under the supervisor. `pid` is the command's own pid (and pgid)."""
 
-    def __init__(self, argv: list[str], log: Path, name: str, grace: float = 3.0) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        log: Path,
+        name: str,
+        grace: float = 3.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.log = log
@@ -42,6 +49,7 @@ class Supervised:
             stdout=subprocess.PIPE,
             stderr=self._log_file,
             start_new_session=True,  # Ctrl-C on drain's terminal reaches drain only
+            env=env,
         )
         assert self.proc.stdout is not None
         first = self.proc.stdout.readline().decode(errors="replace").strip()

@@ -8,6 +8,7 @@ pcap file.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import tempfile
@@ -32,6 +33,8 @@ from tcpclose.errors import NetworkError, TcpcloseError, from_oserror
 from tcpclose.status import ExitStatus
 
 READY_POLL = 0.02
+#: The environment variable that gives a --reload command the pid of the server drain runs.
+PID_VARIABLE = "TCPCLOSE_PID"
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,17 @@ class _Trigger:
         if options.reload is not None:
             self.at = time.time()
             self.action = f"reload: {options.reload}"
+            env = dict(os.environ)
+            if self.server is not None or options.pid is not None:
+                # The reload command may name the running server: `haproxy -sf $TCPCLOSE_PID`
+                env[PID_VARIABLE] = str(self.server.pid if self.server else options.pid)
             try:
                 self.reloader = Supervised(
-                    ["/bin/sh", "-c", options.reload], self.workdir / "reload.log", "reload"
+                    ["/bin/sh", "-c", options.reload],
+                    self.workdir / "reload.log",
+                    "reload",
+                    options.grace,
+                    env,
                 )
             except TcpcloseError as exc:
                 self.notes.append(str(exc))
