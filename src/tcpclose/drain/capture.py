@@ -80,11 +80,25 @@ class RunCapture:
         self.proc = None
         self.note = f"tcpdump cannot capture: {said or 'it did not start'}: no causes"
 
+    def _wait_caught_up(self, limit: float = 15.0) -> None:
+        """SIGINT stops tcpdump at once, and the packets still in the kernel's ring or in its
+        output buffer would be lost (uncounted). SIGUSR2 makes tcpdump flush its file: once
+        the file stops growing across flushes, tcpdump has written all the run's packets."""
+        assert self.proc is not None
+        deadline = time.monotonic() + limit
+        size, stable = -1, 0
+        while time.monotonic() < deadline and stable < 2:
+            self.proc.send_signal(signal.SIGUSR2)
+            time.sleep(0.1)
+            now = self.path.stat().st_size if self.path.exists() else 0
+            stable = stable + 1 if now == size else 0
+            size = now
+
     def stop(self) -> CaptureStats:
         """SIGINT: tcpdump flushes the file and prints its counts."""
         if self.proc is None:
             return CaptureStats("none", None, note=self.note)
-        time.sleep(0.05)  # the last packets of the run are still in the ring
+        self._wait_caught_up()
         self.proc.send_signal(signal.SIGINT)
         try:
             _, err = self.proc.communicate(timeout=20)

@@ -83,11 +83,37 @@ def _before(a: int, b: int) -> bool:
     return a != b and ((b - a) & _M32) < 0x80000000
 
 
-def wire_facts(
-    record: RequestRecord, verdict: ConnectionVerdict | None, packets: list[Packet]
-) -> WireFacts:
+class ConnectionPackets:
+    """One connection's packets, indexed once, so that each of its lost requests is looked up
+    in O(log n) (a keep-alive connection may carry thousands of requests)."""
+
+    def __init__(self, verdict: ConnectionVerdict, packets: list[Packet]) -> None:
+        self.verdict = verdict
+        server = verdict.responder
+        self.packets = [p for p in packets if verdict.start - SLACK <= p.t <= verdict.end + SLACK]
+        self.times = [p.t for p in self.packets]
+        self.from_server = [p.src_endpoint == server for p in self.packets]
+        sent = [p for p, s in zip(self.packets, self.from_server, strict=True) if s]
+        self.fin = next((p for p in sent if p.fin), None)
+        self.rst = next((p for p in sent if p.rst), None)
+        #: server payload bytes in packets[:i]
+        self.server_bytes = [0]
+        for p, s in zip(self.packets, self.from_server, strict=True):
+            self.server_bytes.append(self.server_bytes[-1] + (p.length if s and not p.rst else 0))
+
+    def request_index(self, start: float) -> tuple[int, int | None]:
+        """(index of the first packet at or after `start`, index of our first data segment
+        from there, if any)."""
+        first = bisect.bisect_left(self.times, start)
+        for i in range(first, len(self.packets)):
+            if not self.from_server[i] and self.packets[i].length:
+                return first, i
+        return first, None
+
+
+def wire_facts(record: RequestRecord, conn: ConnectionPackets | None) -> WireFacts:
     """The facts of `causes.WireFacts` for one lost request, from its connection's packets."""
-    if verdict is None:
+    if conn is None:
         return WireFacts(
             captured=False,
             rejected=False,
@@ -102,17 +128,14 @@ def wire_facts(
             server_rst=False,
             server_fin=False,
         )
-    server = verdict.responder
-    start = record.start - SLACK
-    own = [p for p in packets if verdict.start - SLACK <= p.t <= verdict.end + SLACK]
-    sent = [p for p in own if p.src_endpoint != server]
-    answered = [p for p in own if p.src_endpoint == server]
-    request = next((p for p in sent if p.length and p.t >= start), None)
-    fin = next((p for p in answered if p.fin), None)
-    rst = next((p for p in answered if p.rst), None)
-    since = request.t if request is not None else start
-    answer = sum(p.length for p in answered if p.t >= since and not p.rst)
-    before = sum(p.length for p in answered if p.t < start)
+    # The record's start is read (CLOCK_REALTIME) before the request is written; the kernel
+    # stamps the segment (same clock) after: no slack, or the previous request would match.
+    start = record.start
+    first, at = conn.request_index(start)
+    request = conn.packets[at] if at is not None else None
+    fin, rst = conn.fin, conn.rst
+    answer = conn.server_bytes[-1] - conn.server_bytes[at if at is not None else first]
+    before = conn.server_bytes[first]
     if request is not None:
         end = (request.seq + request.length) & _M32
         fin_before = fin is not None and (fin.t <= request.t or _before(fin.ack, end))
@@ -122,7 +145,7 @@ def wire_facts(
         rst_before = rst is not None and fin is None
     return WireFacts(
         captured=True,
-        rejected=verdict.termination is Termination.REJECTED,
+        rejected=conn.verdict.termination is Termination.REJECTED,
         outcome=record.outcome,
         reused=record.reused,
         request_sent=request is not None,
@@ -179,12 +202,11 @@ class _Index:
 
 def _diagram(
     record: RequestRecord,
-    verdict: ConnectionVerdict,
-    packets: list[Packet],
+    own: list[Packet],
+    server: tuple[str, int],
     signal_at: float | None,
     signal_label: str,
 ) -> str:
-    own = [p for p in packets if verdict.start - SLACK <= p.t <= verdict.end + SLACK]
     first = next(
         (i for i, p in enumerate(own) if p.t >= record.start - SLACK), max(len(own) - 1, 0)
     )
@@ -197,7 +219,7 @@ def _diagram(
     if signal_at is not None and shown and shown[0].t - 0.5 <= signal_at <= shown[-1].t + 0.5:
         events.append(AppEvent(int(signal_at * 1e9), "server", "note", {"text": signal_label}))
     start = min([p.t for p in shown] + [e.t for e in events])
-    timeline = Timeline.build(shown, events, server=verdict.responder, start=start)
+    timeline = Timeline.build(shown, events, server=server, start=start)
     text = render_diagram(timeline)
     if lo or lo + DIAGRAM_SEGMENTS < len(own):
         text += f"{'':8}  ({len(own) - len(shown)} other segments of this connection not shown)\n"
@@ -220,17 +242,28 @@ def explain(
     )
     index = _Index(verdicts, target_port)
     lost = [r for r in records if r.lost]
-    matched = [(r, index.find(r)) for r in lost]
+    for record in lost:
+        if record.outcome is Outcome.ERROR_STATUS:
+            record.cause = str(Cause.ERROR_ANSWER)  # an answer came: its status says it all
+    matched = [(r, index.find(r)) for r in lost if r.cause is None]
     ports = {v.originator[1] for _, v in matched if v is not None}
     packets = _packets_by_client_port(read_pcap_frames(pcap), ports) if ports else {}
+    indexed: dict[tuple[int, float], ConnectionPackets] = {}
     for record, verdict in matched:
-        own = packets.get(verdict.originator[1], []) if verdict is not None else []
-        cause = cause_of(wire_facts(record, verdict, own))
+        conn = None
+        if verdict is not None:
+            key = (verdict.originator[1], verdict.start)
+            conn = indexed.get(key)
+            if conn is None:
+                conn = indexed[key] = ConnectionPackets(
+                    verdict, packets.get(verdict.originator[1], [])
+                )
+        cause = cause_of(wire_facts(record, conn))
         record.cause = str(cause)
-        if str(cause) not in result.diagrams and verdict is not None and own:
+        if str(cause) not in result.diagrams and conn is not None and conn.packets:
             result.diagrams[str(cause)] = (
                 record.index,
-                _diagram(record, verdict, own, signal_at, signal_label),
+                _diagram(record, conn.packets, conn.verdict.responder, signal_at, signal_label),
             )
     return result
 
