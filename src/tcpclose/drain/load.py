@@ -32,6 +32,8 @@ from tcpclose.errors import errno_name
 
 #: Pause after a refused connect, so that a worker facing a closed port does not spin.
 REFUSED_PAUSE = 0.05
+#: How often the watchdog looks for answers past their deadline (the timeout's resolution).
+WATCHDOG_PERIOD = 0.05
 #: Upper bound on the requests of one run, whatever the options.
 MAX_REQUESTS = 5_000_000
 
@@ -62,7 +64,7 @@ class LoadOptions:
 class ClientProtocol(asyncio.Protocol):
     """One client connection; `request()` sends and returns a future of the outcome."""
 
-    __slots__ = ("closed", "eof", "http", "loop", "reader", "timer", "transport", "waiter")
+    __slots__ = ("closed", "deadline", "eof", "http", "loop", "reader", "transport", "waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, http: bool) -> None:
         self.loop = loop
@@ -70,7 +72,7 @@ class ClientProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.reader: AnswerReader | None = None
         self.waiter: asyncio.Future[_Result] | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = float("inf")  # loop time: the watchdog times the answer out then
         self.eof = False  # the server's FIN arrived
         self.closed = False  # the connection is gone (RST, or both sides closed)
 
@@ -116,7 +118,7 @@ class ClientProtocol(asyncio.Protocol):
         assert self.transport is not None
         self.reader = AnswerReader(self.http)
         self.waiter = waiter = self.loop.create_future()
-        self.timer = self.loop.call_later(timeout, self._timed_out)
+        self.deadline = self.loop.time() + timeout
         self.transport.write(data)
         if self.eof:
             # The server's FIN came while the connection was idle and this client wrote
@@ -128,16 +130,15 @@ class ClientProtocol(asyncio.Protocol):
         if self.reader is not None:
             self._done(Outcome.CLOSED_WITHOUT_ANSWER, None)
 
-    def _timed_out(self) -> None:
-        self.timer = None
-        self._done(Outcome.TIMED_OUT, "timeout")
+    def check_deadline(self, now: float) -> None:
+        """Called by the watchdog: no complete answer by the deadline is a time-out."""
+        if self.waiter is not None and now >= self.deadline:
+            self._done(Outcome.TIMED_OUT, "timeout")
 
     def _done(self, outcome: Outcome, error: str | None) -> None:
         waiter, reader = self.waiter, self.reader
         self.waiter = self.reader = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline = float("inf")
         if waiter is not None and reader is not None and not waiter.done():
             status = reader.status if self.http else None
             waiter.set_result((outcome, status, len(reader.buffer), error, reader.close_after))
@@ -168,18 +169,32 @@ class LoadGenerator:
         #: set by the caller when a stop signal was sent: refusals after it are expected
         self.stopping = False
         self._next_slot = 0.0
+        self._conns: list[ClientProtocol | None] = []
         self._family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
 
     async def run(self, on_start: Callable[[], Any] | None = None) -> None:
         loop = asyncio.get_running_loop()
         self._next_slot = time.monotonic()
-        workers = [
-            loop.create_task(self._worker(loop, n, kind))
-            for n, kind in enumerate(self.options.kinds())
-        ]
+        kinds = self.options.kinds()
+        self._conns = [None] * len(kinds)
+        workers = [loop.create_task(self._worker(loop, n, kind)) for n, kind in enumerate(kinds)]
         if on_start is not None:
             on_start()
-        await asyncio.gather(*workers)
+        watchdog = loop.create_task(self._watchdog(loop))
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            watchdog.cancel()
+
+    async def _watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One timer for all clients (a timer per request costs more than the request's
+        parsing): every WATCHDOG_PERIOD, time out the answers past their deadline."""
+        while True:
+            await asyncio.sleep(WATCHDOG_PERIOD)
+            now = loop.time()
+            for conn in self._conns:
+                if conn is not None:
+                    conn.check_deadline(now)
 
     async def _pace(self) -> None:
         rate = self.options.rate
@@ -221,9 +236,10 @@ class LoadGenerator:
         conn_number, port = -1, 0
         try:
             while time.monotonic() < self.stop_at and len(records) < MAX_REQUESTS:
-                await self._pace()
-                if time.monotonic() >= self.stop_at:
-                    break
+                if options.rate:
+                    await self._pace()
+                    if time.monotonic() >= self.stop_at:
+                        break
                 record = RequestRecord(len(records), kind, number, time.time())
                 records.append(record)
                 if conn is not None and kind is ClientKind.CHECK and conn.dropped():
@@ -239,6 +255,7 @@ class LoadGenerator:
                             await asyncio.sleep(REFUSED_PAUSE)
                         continue
                     conn_number = self.connections
+                    self._conns[number] = conn
                 record.connection, record.local_port = conn_number, port
                 if conn.closed:  # a `reuse` client writing on a connection reset while idle
                     record.outcome, record.error = Outcome.RESET_BEFORE_ANSWER, "ECONNRESET"

@@ -92,33 +92,31 @@ class AnswerReader:
         return self.complete
 
     def _head(self, head: bytes, head_len: int) -> None:
-        lines = head.split(b"\r\n")
-        parts = lines[0].split(b" ", 2)
+        """Status, length and connection from a lowercased header block (found with find():
+        this runs once per answer, tens of thousands of times a second)."""
+        space = head.find(b" ")
         try:
-            self.status = int(parts[1])
-        except (IndexError, ValueError):
+            self.status = int(head[space + 1 : space + 4])
+        except ValueError:
             self.status = 0
         self.error = not 100 <= self.status < 400
-        http10 = parts[0] == b"http/1.0"
-        length: int | None = None
-        chunked = False
-        keep_alive = not http10
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name, value = name.strip(), value.strip()
-            if name == b"content-length" and value.isdigit():
-                length = int(value)
-            elif name == b"transfer-encoding" and b"chunked" in value:
-                chunked = True
-            elif name == b"connection":
-                keep_alive = b"keep-alive" in value if http10 else b"close" not in value
+        http10 = head.startswith(b"http/1.0")
+        length = _header(head, b"\r\ncontent-length:")
+        chunked = b"chunked" in (_header(head, b"\r\ntransfer-encoding:") or b"")
+        connection = _header(head, b"\r\nconnection:")
+        if connection is None:
+            keep_alive = not http10
+        elif http10:
+            keep_alive = b"keep-alive" in connection
+        else:
+            keep_alive = b"close" not in connection
         self.close_after = not keep_alive
         if self.status in (204, 304) or 100 <= self.status < 200:
             self.need = head_len
         elif chunked:
             self.need = -3
-        elif length is not None:
-            self.need = head_len + length
+        elif length is not None and length.isdigit():
+            self.need = head_len + int(length)
         else:
             self.need = -2
             self.close_after = True
@@ -128,3 +126,13 @@ class AnswerReader:
         if self.http and self.need == -2:
             self.complete = True
         return self.complete
+
+
+def _header(head: bytes, name: bytes) -> bytes | None:
+    """The value of header `name` (given as b"\\r\\nname:") in a lowercased head, stripped."""
+    at = head.find(name)
+    if at < 0:
+        return None
+    start = at + len(name)
+    end = head.find(b"\r\n", start)
+    return head[start : end if end >= 0 else len(head)].strip()
