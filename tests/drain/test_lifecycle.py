@@ -297,3 +297,29 @@ def test_line_protocol_preset_against_socat(tmp_path: Path) -> None:
     )
     check_accounting(result)
     assert result.summary["ok"] > 10
+
+
+@pytest.mark.slow
+def test_a_signal_that_could_not_be_sent_fails_the_run(tmp_path: Path) -> None:
+    need_root()
+    port = free_port()
+    done = _tcpclose(
+        "drain",
+        "--target",
+        f"127.0.0.1:{port}",
+        "--pid-file",
+        str(tmp_path / "missing.pid"),
+        "--at",
+        "0.2",
+        "--after",
+        "0.2",
+        "--concurrency",
+        "2",
+        "--",
+        str(BIN / "tcpclose"),
+        "serve",
+        "--port",
+        str(port),
+    )
+    assert done.returncode == 1  # never "nothing lost" when nothing was tested
+    assert done.stderr.strip().startswith("tcpclose: error: the signal did not happen: ")

@@ -162,6 +162,7 @@ class _Trigger:
                     env,
                 )
             except TcpcloseError as exc:
+                self.at = None
                 self.notes.append(str(exc))
             return
         name = signal_name(options.signal)
@@ -216,6 +217,12 @@ def run_drain(options: DrainOptions) -> DrainRun:
                 event_loop = type(runner.get_loop()).__module__.split(".")[0]
                 runner.run(_drive(load, trigger, options.at, options.after))
             t_end = time.time()
+            if trigger.at is None:
+                # Nothing was tested: never report "nothing lost" for it.
+                raise TcpcloseError(
+                    f"the {'reload command' if options.reload else 'signal'} did not happen: "
+                    + ("; ".join(trigger.notes) or "unknown reason")
+                )
         except OSError as exc:
             raise from_oserror(exc, "drain") from exc
         finally:
