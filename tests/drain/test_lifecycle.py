@@ -323,3 +323,40 @@ def test_a_signal_that_could_not_be_sent_fails_the_run(tmp_path: Path) -> None:
     )
     assert done.returncode == 1  # never "nothing lost" when nothing was tested
     assert done.stderr.strip().startswith("tcpclose: error: the signal did not happen: ")
+
+
+@pytest.mark.slow
+def test_output_to_a_full_disk(tmp_path: Path) -> None:
+    need_root()
+    port = free_port()
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tcpclose",
+                "drain",
+                "--json",
+                "--target",
+                f"127.0.0.1:{port}",
+                "--at",
+                "0.2",
+                "--after",
+                "0.2",
+                "--concurrency",
+                "2",
+                "--",
+                str(BIN / "tcpclose"),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("no space left on device (ENOSPC)")
+    assert len(done.stderr.strip().splitlines()) == 1

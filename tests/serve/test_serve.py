@@ -246,3 +246,21 @@ def test_port_in_use_and_bad_port() -> None:
     )
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_output_to_a_full_disk_is_one_error_line() -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.Popen(
+            [*TCPCLOSE, "serve", "--port", "0", "--json"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stderr is not None
+        assert "listening on" in proc.stderr.readline()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1
+    assert err.strip() == (
+        "tcpclose: error: cannot write standard output: no space left on device (ENOSPC)"
+    )

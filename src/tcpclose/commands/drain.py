@@ -275,10 +275,21 @@ def execute(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise from_oserror(exc, f"cannot write {args.report}") from exc
     if args.json:
-        sys.stdout.write(json.dumps(to_json(run)) + "\n")
+        _write(json.dumps(to_json(run)) + "\n")
     else:
-        sys.stdout.write(summary_text(run, diagrams=not args.no_diagrams))
+        _write(summary_text(run, diagrams=not args.no_diagrams))
         if args.report is not None:
-            sys.stdout.write(f"report: {args.report}\n")
-    sys.stdout.flush()
+            _write(f"report: {args.report}\n")
     return int(ExitStatus.OK if run.tally.lost_total == 0 else ExitStatus.REQUESTS_LOST)
+
+
+def _write(text: str) -> None:
+    """Standard output, flushed; a full disk (/dev/full) is one error line, a closed pipe is
+    left to the CLI (not an error of ours)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise from_oserror(exc, "cannot write standard output") from exc

@@ -82,14 +82,25 @@ def execute(args: Namespace) -> int:
     except OSError as exc:
         raise from_oserror(exc, f"cannot listen on {options.bind}:{options.port}") from exc
     if args.json:
-        sys.stdout.write(json.dumps(stats.to_json()) + "\n")
+        _write(json.dumps(stats.to_json()) + "\n")
     else:
-        sys.stdout.write(
+        _write(
             f"tcpclose serve: stopped {stats.mode} in {stats.drain_seconds:.3f} s: "
             f"{stats.requests} requests on {stats.connections} connections; "
             f"{stats.accepted_while_stopping} accepted from the queue while stopping, "
             f"{stats.closing_answers} answered with Connection: close, "
             f"{stats.idle_closed} idle closed, {stats.aborted} aborted\n"
         )
-    sys.stdout.flush()
     return int(ExitStatus.OK)
+
+
+def _write(text: str) -> None:
+    """Standard output, flushed; a full disk (/dev/full) is one error line, a closed pipe is
+    left to the CLI (not an error of ours)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise from_oserror(exc, "cannot write standard output") from exc
