@@ -82,6 +82,19 @@ CASES = [
         Cause.KEEPALIVE_RACE,
     ),
     (
+        "keep-alive race by RST: the server reset its idle connection as our request arrived",
+        [
+            *_handshake(),
+            *_exchange(0.010, 101, 501),
+            _from(C, 0.020, PSH | ACK, 151, 581, 50),
+            _from(S, 0.0205, RST | ACK, 581, 201),
+        ],
+        0.0199,
+        True,
+        Outcome.RESET_BEFORE_ANSWER,
+        Cause.KEEPALIVE_RACE,
+    ),
+    (
         "closed after reading without answering",
         [
             *_handshake(),
@@ -189,6 +202,7 @@ def test_every_cause_has_a_rule_and_not_captured_comes_first() -> None:
                 True,
                 10,
                 0,
+                False,
                 False,
                 False,
                 False,

@@ -12,7 +12,8 @@ syn-refused          our SYN was answered by RST: no listener at that moment
 error-answer         the server answered, with an error status (a proxy's 502/503...)
 partial-answer       some bytes of the answer arrived, then FIN or RST
 keepalive-race       a reused connection: the server closed it (FIN, or RST without FIN)
-                     before our request reached it: its close raced our request
+                     before our request reached it, or reset it (no FIN) within RACE_WINDOW
+                     of our request's arrival, unanswered: its close raced our request
 closed-before-request  the same on a new connection: closed before the request arrived
 rst-unread           the server reset (RST without FIN) an accepted connection while our
                      request was unanswered (closed with unread data: RFC 2525, the lesson)
@@ -87,10 +88,17 @@ class WireFacts:
     server_bytes_before: int  #: server payload bytes before this request (earlier answers)
     server_fin_before_request: bool  #: the server's FIN left before our request reached it
     server_rst_before_request: bool  #: the server's RST (without FIN) left before our request
+    #: the server's RST (without FIN) came within RACE_WINDOW of our request's data: it closed
+    #: a connection it saw as idle, our request unread in its buffer
+    server_rst_at_request: bool
     server_fin_after_request: bool  #: the server's first FIN came after our request arrived
     server_rst: bool  #: the server sent RST (at any time after our request's start)
     server_fin: bool  #: the server sent FIN (at any time)
 
+
+#: A server RST this soon after our request's data did not come from reading and deciding: the
+#: server was closing a connection it saw as idle (seconds).
+RACE_WINDOW = 0.002
 
 _Rule = tuple[Cause, Callable[[WireFacts], bool]]
 
@@ -107,7 +115,14 @@ RULES: tuple[_Rule, ...] = (
     ),
     (
         Cause.KEEPALIVE_RACE,
-        lambda f: f.reused and (f.server_fin_before_request or f.server_rst_before_request),
+        lambda f: (
+            f.reused
+            and (
+                f.server_fin_before_request
+                or f.server_rst_before_request
+                or (f.server_rst_at_request and not f.server_fin and f.answer_bytes == 0)
+            )
+        ),
     ),
     (
         Cause.CLOSED_BEFORE_REQUEST,

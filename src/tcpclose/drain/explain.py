@@ -19,7 +19,7 @@ from tcpclose.analyze import read_connections
 from tcpclose.capture.frames import Frame, parse_frame
 from tcpclose.capture.pcapfile import read_pcap_frames
 from tcpclose.classify import ConnectionVerdict, Termination
-from tcpclose.drain.causes import Cause, WireFacts, cause_of
+from tcpclose.drain.causes import RACE_WINDOW, Cause, WireFacts, cause_of
 from tcpclose.drain.records import Outcome, RequestRecord
 from tcpclose.model.event import AppEvent
 from tcpclose.model.packet import Packet
@@ -124,6 +124,7 @@ def wire_facts(record: RequestRecord, conn: ConnectionPackets | None) -> WireFac
             server_bytes_before=0,
             server_fin_before_request=False,
             server_rst_before_request=False,
+            server_rst_at_request=False,
             server_fin_after_request=False,
             server_rst=False,
             server_fin=False,
@@ -140,7 +141,9 @@ def wire_facts(record: RequestRecord, conn: ConnectionPackets | None) -> WireFac
         end = (request.seq + request.length) & _M32
         fin_before = fin is not None and (fin.t <= request.t or _before(fin.ack, end))
         rst_before = rst is not None and fin is None and rst.t <= request.t
+        rst_at = rst is not None and request.t <= rst.t <= request.t + RACE_WINDOW
     else:
+        rst_at = False
         fin_before = fin is not None
         rst_before = rst is not None and fin is None
     return WireFacts(
@@ -153,6 +156,7 @@ def wire_facts(record: RequestRecord, conn: ConnectionPackets | None) -> WireFac
         server_bytes_before=before,
         server_fin_before_request=fin_before,
         server_rst_before_request=rst_before,
+        server_rst_at_request=rst_at,
         server_fin_after_request=fin is not None and not fin_before,
         server_rst=rst is not None and rst.t >= start,
         server_fin=fin is not None,
