@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -188,7 +189,18 @@ async def _drive(load: LoadGenerator, trigger: _Trigger, at: float, after: float
         else:
             loop.call_later(at, trigger.fire, load)
 
-    await load.run(on_start=start)
+    # Inside the loop a Python signal handler's exception would land in whatever callback
+    # runs and be logged, not raised: SIGTERM cancels the run instead (Runner does the same
+    # for SIGINT), and run_drain turns the cancellation into KeyboardInterrupt.
+    task = asyncio.current_task()
+    assert task is not None
+    previous = signal.getsignal(signal.SIGTERM)
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        await load.run(on_start=start)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)  # which sets SIG_DFL: put back the caller's
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_drain(options: DrainOptions) -> DrainRun:
@@ -215,7 +227,10 @@ def run_drain(options: DrainOptions) -> DrainRun:
             t0 = time.time()
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
                 event_loop = type(runner.get_loop()).__module__.split(".")[0]
-                runner.run(_drive(load, trigger, options.at, options.after))
+                try:
+                    runner.run(_drive(load, trigger, options.at, options.after))
+                except asyncio.CancelledError:
+                    raise KeyboardInterrupt from None
             t_end = time.time()
             if trigger.at is None:
                 # Nothing was tested: never report "nothing lost" for it.
