@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("tcpclose.probe.command", "how a server or proxy handles a client's half-close"),
     "analyze": ("tcpclose.analyze.command", "how every TCP connection in a capture ended"),
     "trace": ("tcpclose.commands.trace", "any program's socket calls and packets, one diagram"),
+    "drain": ("tcpclose.commands.drain", "requests lost when a server stops or reloads, and why"),
+    "serve": ("tcpclose.commands.serve", "a small HTTP/1.1 server that drains the right way"),
 }
 
 

@@ -25,6 +25,8 @@ class ExitStatus(enum.IntEnum):
     INPUT = 5
     #: a port or address is already in use
     ADDRESS_IN_USE = 6
+    #: `tcpclose drain`: the server lost requests while it stopped or reloaded
+    REQUESTS_LOST = 7
     #: interrupted by the user (Ctrl-C)
     INTERRUPTED = 130
     #: the reader of standard output went away (`| head`): nothing is printed, as for a
