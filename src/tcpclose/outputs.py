@@ -41,8 +41,8 @@ def check_writable(path: Path) -> None:
     ):
         code = errno.EACCES
     if code is not None:
-        exc = OSError(code, os.strerror(code), str(path))
-        raise from_oserror(exc, f"cannot write {path}")
+        error = OSError(code, os.strerror(code), str(path))
+        raise from_oserror(error, f"cannot write {path}")
 
 
 class OutputError(InputError):

@@ -8,6 +8,7 @@ process's exit), with generous deadlines.
 from __future__ import annotations
 
 import csv
+import fcntl
 import gzip
 import io
 import os
@@ -17,6 +18,7 @@ import signal
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from pathlib import Path
@@ -212,6 +214,9 @@ def test_live_default_view_summary_on_sigterm() -> None:
     header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
     proc.stdin.write(header + _records(_live_connection(time.time(), 40003)))
     proc.stdin.flush()
+    # The CLI catches SIGTERM from its start (children of other commands); analyze's own
+    # handler, which writes the summary, is in place once it has read from the stream.
+    wait_drained(proc.stdin.fileno())
     wait_catching(proc.pid, signal.SIGTERM)
     proc.send_signal(signal.SIGTERM)  # the stream stays open: the signal ends the run
     assert proc.stdout is not None and proc.stderr is not None
@@ -220,6 +225,17 @@ def test_live_default_view_summary_on_sigterm() -> None:
     proc.stdin.close()
     assert proc.returncode == 143, err
     assert b"connection" in out and b"packets read" in out
+
+
+def wait_drained(write_end: int, timeout: float = 60.0) -> None:
+    """Wait until the reader has taken every byte written into the pipe (FIONREAD on it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = struct.unpack("i", fcntl.ioctl(write_end, termios.FIONREAD, b"\0" * 4))[0]
+        if pending == 0:
+            return
+        time.sleep(0.01)
+    raise TimeoutError("the reader never drained the pipe")
 
 
 def wait_catching(pid: int, signum: int, timeout: float = 60.0) -> None:

@@ -43,7 +43,7 @@ from tcpclose.classify.memo import MemoTracker, TrackerMemo
 from tcpclose.model.packet import Packet
 
 try:  # the compiled inner loop (setup.py builds it when a C compiler is there)
-    from tcpclose.analyze import _fastscan
+    from tcpclose.analyze import _fastscan  # type: ignore[attr-defined]  # compiled, no stub
 except ImportError:  # pragma: no cover - the pure path gives the same rows
     _fastscan = None  # type: ignore[assignment]
 
@@ -477,6 +477,7 @@ class ConnectionTable:
                 self._ignored.clear()
             self._ignored.add(key)
             return None
+        tracker: ConnectionTracker | MemoTracker
         if self.reference:
             tracker = ConnectionTracker.from_fields(t, src, sport, dst, dport, flags)
         else:

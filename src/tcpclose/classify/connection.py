@@ -319,7 +319,7 @@ class ConnectionTracker:
         self._first_rst: Side | None = None
         self._history = "^" if flip else ""  # a str: smaller than a list of letters
         self._last_data_orig: bool | None = None
-        self._rst_facts: tuple[bool, int, int] | None = None
+        self._rst_facts: tuple[bool, int, int, bool, bool] | None = None
 
     def feed(self, p: Packet) -> None:
         """Add one packet of this connection (either direction)."""

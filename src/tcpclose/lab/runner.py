@@ -179,9 +179,7 @@ def _run_lesson(
             else:
                 _, role, name, n = step
                 tail.wait_for(
-                    f"{role} {name} #{n}",
-                    lambda r=role, m=name, k=n: tail.count(r, m) >= k,
-                    both_alive,
+                    f"{role} {name} #{n}", _count_reached(tail, role, name, n), both_alive
                 )
         client.close_stdin()
         deadline = STEP_TIMEOUT + 3 * (LESSON_DELAY + LESSON_CLOSE_WAIT) * speed
@@ -270,7 +268,7 @@ def sweep_left_behind(root: Path | None = None) -> list[Path]:
     """Remove the temp directories of lab runs whose tcpclose process is gone (it was killed
     by SIGKILL and could not clean up); returns what was removed. Directories of processes
     still running, and of other users, are left alone."""
-    removed = []
+    removed: list[Path] = []
     base = Path(root or tempfile.gettempdir())
     try:
         entries = list(base.iterdir())
@@ -322,3 +320,8 @@ def run_many(
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _count_reached(tail: _EventTail, role: str, name: str, n: int) -> Callable[[], bool]:
+    """A predicate: has `role` logged `name` at least `n` times?"""
+    return lambda: tail.count(role, name) >= n
