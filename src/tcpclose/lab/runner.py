@@ -178,8 +178,11 @@ def _run_lesson(
                 client.send_line(step[1])
             else:
                 _, role, name, n = step
+                count = int(n)
                 tail.wait_for(
-                    f"{role} {name} #{n}", _count_reached(tail, role, name, n), both_alive
+                    f"{role} {name} #{count}",
+                    _count_reached(tail, str(role), str(name), count),
+                    both_alive,
                 )
         client.close_stdin()
         deadline = STEP_TIMEOUT + 3 * (LESSON_DELAY + LESSON_CLOSE_WAIT) * speed
