@@ -21,6 +21,7 @@ BASE: tuple[str, ...] = (
     "tcpclose.addresses",
     "tcpclose.sockopts",
     "tcpclose.outputs",
+    "tcpclose.lifeline",
     "tcpclose.argparsing",
     "tcpclose.layers",
 )
@@ -34,7 +35,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("capture", "lesson"),
     ("lab",),
     ("claims",),
-    ("probe", "analyze", "trace", "drain", "serve"),
+    ("probe", "analyze", "trace", "serve"),
+    ("drain",),
     ("commands", "cli", "__main__", "docs"),
 )
 

@@ -391,7 +391,7 @@ def test_full_disk_is_one_line_and_status_5() -> None:
             )
             assert done.returncode == 5, (mode, done.stderr)
             assert done.stderr.decode().splitlines() == [
-                "tcpclose: error: cannot write the output: no space left on device (ENOSPC)"
+                "tcpclose: error: cannot write standard output: no space left on device (ENOSPC)"
             ]
 
 

@@ -270,7 +270,7 @@ def test_text_output_report_and_closed_stdout(tmp_path: Path) -> None:
     proc.stdout.close()
     _, err = proc.communicate(timeout=60)
     assert "Traceback" not in err
-    assert proc.returncode in (0, 7)
+    assert proc.returncode in (0, 7, 141)  # 141: the reader went away (ExitStatus.BROKEN_PIPE)
 
 
 def test_line_protocol_preset_against_socat(tmp_path: Path) -> None:
@@ -357,6 +357,6 @@ def test_output_to_a_full_disk(tmp_path: Path) -> None:
             timeout=60,
             cwd=ROOT,
         )
-    assert done.returncode == 1
+    assert done.returncode == 5  # ExitStatus.INPUT: the output cannot be written
     assert done.stderr.strip().endswith("no space left on device (ENOSPC)")
     assert len(done.stderr.strip().splitlines()) == 1

@@ -235,7 +235,7 @@ ABORT_AFTER_DATA = Conversation(
         ev(300.1, "server", "exit", status=1),
     ),
     Expected(
-        "rst-unread",  # the classifier's heuristic: the client had Hi, data1 unanswered
+        "abort",  # an RST after reading: SO_LINGER {1, 0} or unread data, the wire cannot tell
         first_fin=None,
         first_rst=Mark("client", "abort"),
         fins=(),
@@ -280,7 +280,7 @@ EXIT_UNREAD = Conversation(
         ),
     ),
     Expected(
-        "rst-unread",
+        "abort",
         first_fin=None,
         first_rst=Mark("server", "exit"),
         fins=(),

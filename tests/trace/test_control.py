@@ -220,7 +220,7 @@ def test_output_to_a_full_disk_is_one_line() -> None:
             env=python_env(),
             timeout=TIMEOUT,
         )
-    assert done.returncode == 1
+    assert done.returncode == 5  # ExitStatus.INPUT: the output cannot be written
     assert done.stderr == (
         b"tcpclose: error: cannot write standard output: no space left on device (ENOSPC)\n"
     )
@@ -237,7 +237,7 @@ def test_json_into_a_closed_pipe_is_not_an_error() -> None:
     proc.stdout.close()  # the reader is gone before anything is written
     _out, err = proc.communicate(timeout=TIMEOUT)
     assert b"Traceback" not in err
-    assert proc.returncode in (0, 3)
+    assert proc.returncode in (0, 3, 141)  # 141: the reader went away (ExitStatus.BROKEN_PIPE)
 
 
 def test_json_is_the_labs_shape(procs: Procs, tmp_path: Path) -> None:

@@ -147,7 +147,7 @@ def execute(args: Namespace) -> int:
     opts = options(args)
     if sys.stdout is None:  # started with standard output closed (`>&-`)
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what the error path may flush
-        raise InputError("cannot write the output: standard output is closed")
+        raise InputError("cannot write standard output: it is closed")
     err = sys.stderr if sys.stderr is not None else open(os.devnull, "w")  # noqa: SIM115
     return run(opts, sys.stdout, err)
 
@@ -206,7 +206,7 @@ def run(opts: Options, out: TextIO, err: TextIO) -> int:
             with contextlib.suppress(OSError, ValueError):
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
-        raise InputError(f"cannot write the output: {describe_oserror(exc)}") from exc
+        raise InputError(f"cannot write standard output: {describe_oserror(exc)}") from exc
     finally:
         if collecting:
             gc.enable()
