@@ -151,10 +151,14 @@ class Ending:
     exit_status: int | None
     signal: str | None = None
     ended_ns: int | None = None
+    #: replaces `exit N` when no ending was seen (a side not traced, or still running)
+    described: str | None = None
 
     @property
     def text(self) -> str:
-        """`exit 0`, `exit 1` or `killed by SIGPIPE`."""
+        """`exit 0`, `exit 1` or `killed by SIGPIPE` (or `described`)."""
+        if self.described:
+            return self.described
         return f"killed by {self.signal}" if self.signal else f"exit {self.exit_status}"
 
 
@@ -345,7 +349,7 @@ class _Causes:
         self._spans = sorted(
             (e.started_ns, e.t_ns, i)
             for i, (_, e) in enumerate(pairs)
-            if isinstance(e, Call) and e.started_ns is not None
+            if isinstance(e, Call | Exit) and e.started_ns is not None
         )
         self._span_starts = [start for start, _, _ in self._spans]
         #: the latest end among the spans up to each one: where the backward search may stop
@@ -355,7 +359,9 @@ class _Causes:
 
     @staticmethod
     def _start(e: Event) -> int:
-        return e.started_ns if isinstance(e, Call) and e.started_ns is not None else e.t_ns
+        if isinstance(e, Call | Exit) and e.started_ns is not None:
+            return e.started_ns
+        return e.t_ns
 
     def at(self, sent_ns: float) -> tuple[Cause, float, bool] | tuple[None, None, bool]:
         """(cause, when it was logged, whether it was in progress) for a segment sent then."""
@@ -364,7 +370,7 @@ class _Causes:
             start, end, i = self._spans[j]
             if start <= sent_ns <= end:
                 note, e = self._pairs[i]
-                assert isinstance(e, Call)
+                assert isinstance(e, Call | Exit)
                 return e, note.t, True
             j -= 1
         k = bisect_right(self._starts, sent_ns)

@@ -29,10 +29,14 @@ class ProcessOutcome:
     stdout: str
     stderr: str
     ended_ns: int
+    #: replaces `exit N` when no ending was seen (a side not traced, or still running)
+    described: str | None = None
 
     @property
     def ending(self) -> str:
-        """`exit 0`, `exit 1` or `killed by SIGPIPE`."""
+        """`exit 0`, `exit 1` or `killed by SIGPIPE` (or `described`)."""
+        if self.described:
+            return self.described
         if self.signal:
             return f"killed by {self.signal}"
         return f"exit {self.exit_status}"

@@ -92,8 +92,8 @@ def mark(facts: RunFacts, wire: WireFact | None) -> Mark | None:
 
 def endings(client: ProcessOutcome, server: ProcessOutcome) -> dict[Role, Ending]:
     return {
-        Role.CLIENT: Ending(client.exit_status, client.signal, client.ended_ns),
-        Role.SERVER: Ending(server.exit_status, server.signal, server.ended_ns),
+        Role.CLIENT: Ending(client.exit_status, client.signal, client.ended_ns, client.described),
+        Role.SERVER: Ending(server.exit_status, server.signal, server.ended_ns, server.described),
     }
 
 

@@ -261,6 +261,9 @@ class Exit(_Base):
 
     status: int = 0
     label: str = ""
+    #: when exit_group() began, when known (a traced program): its kernel closes the
+    #: descriptors, and sends their FIN or RST, between this and `t_ns`
+    started_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,7 +376,8 @@ def typed(e: AppEvent) -> Event:
         return Signal(e.t_ns, e.role, str(f.get("signal", "")), fatal=True)
     if kind == "exit":
         status = _int(f, "status", kind)
-        return Exit(e.t_ns, e.role, status, str(f.get("text") or f"exit({status})"))
+        started = _opt_int(f, "started_ns")
+        return Exit(e.t_ns, e.role, status, str(f.get("text") or f"exit({status})"), started)
     if kind == "timeout":
         after = f.get("after", 0.0)
         _check(kind, isinstance(after, int | float), "after must be a number")

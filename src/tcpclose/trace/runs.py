@@ -37,12 +37,6 @@ class TracedOutcome(ProcessOutcome):
     """A side's outcome as the trace saw it; `described` replaces the lab's `exit N` wording
     for a side that was not traced or still runs."""
 
-    described: str | None = None
-
-    @property
-    def ending(self) -> str:
-        return self.described or super().ending
-
 
 def _outcome(role: str, info: ProcessInfo | None, mode: str) -> TracedOutcome:
     if info is None:
