@@ -10,6 +10,8 @@ reaches the proxy before any answer exists (no race):
   echo  read until the first bytes (or EOF), sleep `delay`, write back everything read so
         far, then echo what follows at once; on EOF close()
 
+The control request (no FIN, so no race) is answered at once: `delay` is read per connection.
+
 Every syscall's outcome is noted with a timestamp (an `AppEvent` of role "server"), so that
 the bench can tell where an answer died: never requested, never answered, written into a
 connection the proxy had already closed (ECONNRESET, EPIPE), or delivered.
@@ -66,6 +68,7 @@ class BackendConn:
     write_errno: str | None = None  #: the answer's write failed: the proxy had reset the leg
     read_errno: str | None = None  #: a read failed (ECONNRESET: the proxy's RST)
     t_closed: float | None = None
+    delay: float = 0.0  #: this connection's answer delay (the backend's, when accepted)
     log: EventLog = field(default_factory=lambda: EventLog("server"))
     events: list[AppEvent] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
@@ -152,7 +155,10 @@ class Backend:
                 except OSError:
                     return
                 record = BackendConn(
-                    peer=(str(peer[0]), int(peer[1])), local=self.address, t_accepted=0.0
+                    peer=(str(peer[0]), int(peer[1])),
+                    local=self.address,
+                    t_accepted=0.0,
+                    delay=self.delay,
                 )
                 record.t_accepted = record.note("accepted")
                 with self._lock:
@@ -179,7 +185,7 @@ class Backend:
 
     def _serve_inner(self, conn: socket.socket, rec: BackendConn) -> None:
         conn.setblocking(False)
-        deadline = time.monotonic() + self.timeout + self.delay
+        deadline = time.monotonic() + self.timeout + rec.delay
         data = b""
         answer_at: float | None = None
         shut = False
@@ -188,7 +194,7 @@ class Backend:
             while time.monotonic() < deadline and not self._stop.is_set():
                 if answer_at is None and (self._request_complete(data) or rec.t_eof):
                     rec.t_request = time.time()
-                    answer_at = time.monotonic() + self.delay
+                    answer_at = time.monotonic() + rec.delay
                 due = answer_at is not None and time.monotonic() >= answer_at
                 if due and rec.t_answered is None and not rec.write_errno:
                     if not data and rec.t_eof:

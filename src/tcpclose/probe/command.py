@@ -433,6 +433,9 @@ def _runs(
     payload = options.request.payload(options.mode is Mode.PARTIAL)
     control = None
     if options.control and options.mode is Mode.SHUTDOWN:
+        if backend is not None:
+            # The control sends no FIN, so there is no race to avoid: answered at once.
+            backend.delay = 0.0
         control = control_once(
             address,
             payload,
@@ -443,6 +446,7 @@ def _runs(
         )
         if backend is not None:
             backend.wait_done(0, BACKEND_SETTLE)
+            backend.delay = options.backend_delay
     runs: list[RunResult] = []
     stopped = None
     pictured: set[Verdict] = set()

@@ -69,7 +69,8 @@ MEANING: dict[Verdict, str] = {
     Verdict.ANSWERED_KEPT_OPEN: "answered, then kept the connection open (no FIN in time)",
     Verdict.NO_ANSWER: "neither answered nor closed within the timeout",
     Verdict.READ_ERROR: "the read failed with an error other than a reset",
-    Verdict.ANSWER_LOST: "answered after our close(); our kernel reset it: the answer is lost",
+    Verdict.ANSWER_LOST: "close mode: the answer came (before or after our close(), the "
+    "packets say which) and our kernel reset it: the answer is lost",
     Verdict.RESET_AFTER_CLOSE: "the connection was reset after our close() (late answer or RST)",
     Verdict.UNOBSERVED: "nothing observable after our close() (no capture, no /proc/net/tcp)",
     Verdict.ABORTED: "we reset the connection ourselves (SO_LINGER 0, close)",
@@ -246,3 +247,34 @@ HINTS: dict[Verdict, tuple[str, ...]] = {
         "request, or a request larger than one segment; try --repeat, or a smaller request",
     ),
 }
+
+
+_EXIT_TEXT: dict[ProbeExit, str] = {
+    ProbeExit.OK: "ok: the answer came back, or the server did what the mode allows",
+    ProbeExit.CLOSED_WITHOUT_ANSWER: "closed without answering a complete request: "
+    "half-close is broken",
+    ProbeExit.RESET: "reset (or read error)",
+    ProbeExit.HANG: "hang: no FIN within `--timeout`, or nothing at all",
+    ProbeExit.UNSTABLE: "`--repeat`: the runs that exercised the half-close did not all reach "
+    "the same verdict, or a later run could not even connect",
+    ProbeExit.ANSWER_CHANGED: "the answer after our half-close differs from the control's",
+    ProbeExit.NOT_EXERCISED: "no run exercised the half-close: the answer always left before "
+    "our FIN reached the server",
+}
+
+
+def markdown_tables() -> str:
+    """The verdict and exit-status tables of docs/probe.md, generated from the tables above."""
+    lines = ["| verdict | meaning | exit |", "|---|---|---|"]
+    for verdict in Verdict:
+        exit_ = EXITS[verdict]
+        overrides = [
+            f"{int(table[verdict])} in {mode} mode"
+            for mode, table in MODE_EXITS.items()
+            if verdict in table
+        ]
+        text = str(int(exit_)) + (f" ({', '.join(overrides)})" if overrides else "")
+        lines.append(f"| `{verdict}` | {MEANING[verdict]} | {text} |")
+    lines += ["", "| status | class |", "|---|---|"]
+    lines += [f"| {int(e)} | {_EXIT_TEXT[e]} |" for e in ProbeExit]
+    return "\n".join(lines) + "\n"
