@@ -197,3 +197,28 @@ def test_large_request_to_an_echo_server_does_not_deadlock(capsys, tmp_path: Pat
     assert run["verdict"] in ("graceful", "not-exercised"), run["verdict"]
     assert rc in (0, 15)
     assert len(run["segments"]) <= 40
+
+
+def test_three_column_diagram_escapes_newlines_and_elides_long_transfers() -> None:
+    from dataclasses import replace
+
+    from tcpclose.probe.diagram import KEEP_ROWS, three_column_diagram
+
+    proxy, backend, leg = ("127.0.0.1", 8080), ("127.0.0.1", 9000), ("127.0.0.1", 50000)
+    client_leg = [
+        replace(
+            Packet(0.1, US[0], US[1], *proxy, int(P | A | F), 101, 1, 65535, 8),
+            payload=b"GET /\r\n\r\n"[:8],
+        )
+    ]
+    backend_leg = [
+        Packet(0.2 + i / 1000, *leg, *backend, int(P | A), 1 + i, 1, 65535, 10) for i in range(200)
+    ]
+    text = three_column_diagram(client_leg, backend_leg, US, backend)
+    lines = text.splitlines()
+    assert lines[0].split() == ["ms", "client", "proxy", "backend"]
+    assert "\\r\\n" in text and "\r" not in text
+    assert f"... {200 + 1 - 2 * KEEP_ROWS} rows not shown ..." in text
+    assert len(lines) == 1 + 2 * KEEP_ROWS + 1
+    widths = {len(line) for line in lines[1:] if "rows not shown" not in line}
+    assert len(widths) == 1  # every row aligned on the three lifelines

@@ -91,7 +91,8 @@ def _epilog() -> str:
         f"verdicts:\n{verdicts}\n\nexit statuses per verdict class:\n{exits}\n"
         f"  by verdict: {classes}\n  mode overrides: {overrides}\n"
         "  errors: 2 usage, 3 network (unresolvable, refused, unreachable, connect timeout), "
-        "5 input file, 130 interrupted\n\n"
+        "5 input file (--send-file: regular files up to 64 MiB), 6 --backend address in use, "
+        "130 interrupted\n\n"
         "Packets are captured on loopback when this process may (root or CAP_NET_RAW); "
         "otherwise the socket-level facts alone are shown. See docs/probe.md."
     )
