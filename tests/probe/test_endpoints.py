@@ -137,7 +137,9 @@ def test_each_verdict_class(capsys, endpoint: Endpoint, verdict: str, status: Pr
 
 @pytest.mark.parametrize("endpoint", [alternate], indirect=True)
 def test_repeat_reports_unstable_verdicts(capsys, endpoint: Endpoint) -> None:
-    rc, doc = probe_json(capsys, f"127.0.0.1:{endpoint.port}", "--preset", "echo", "--repeat", "4")
+    rc, doc = probe_json(
+        capsys, f"127.0.0.1:{endpoint.port}", "--preset", "echo", "--repeat", "4", "--no-control"
+    )
     assert rc == ProbeExit.UNSTABLE == 13
     assert doc["stable"] is False
     assert [run["verdict"] for run in doc["runs"]] == ["graceful", "closed-without-answer"] * 2
@@ -185,7 +187,9 @@ def test_repeat_stops_when_the_target_stops_answering(capsys) -> None:
     server = threading.Thread(target=once, daemon=True)
     server.start()
     port = listener.getsockname()[1]
-    rc, doc = probe_json(capsys, f"127.0.0.1:{port}", "--preset", "echo", "--repeat", "3")
+    rc, doc = probe_json(
+        capsys, f"127.0.0.1:{port}", "--preset", "echo", "--repeat", "3", "--no-control"
+    )
     server.join(10)
     assert [run["verdict"] for run in doc["runs"]] == ["graceful"]
     assert doc["stopped"].startswith("run 2: cannot connect") and "refused" in doc["stopped"]

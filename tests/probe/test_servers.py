@@ -144,6 +144,7 @@ def test_graceserver(
     rc, doc = probe_json(
         capsys,
         f"127.0.0.1:{graceserver.port}",
+        "--no-control",  # graceserver accepts one connection only
         "--preset",
         "echo",
         "--mode",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcpclose.model.packet import Packet
+from tcpclose.probe.answer import AnswerSummary
 
 Endpoint = tuple[str, int]
 
@@ -86,6 +87,8 @@ class SocketFacts:
     t_closed: float | None = None  #: our shutdown()/close() call (the FIN or RST leaves then)
     t_first_byte: float | None = None
     t_end: float | None = None  #: the read ended (EOF, error, timeout) or the close was seen
+    answer: AnswerSummary | None = None  #: the answer, digested (length, hash, framing)
+    request_bytes: int = 0  #: the request's length (sent may be less: reset, timeout)
 
     @property
     def first_line(self) -> str | None:
@@ -126,6 +129,36 @@ class SocketFacts:
             "t_first_byte": self.t_first_byte,
             "t_end": self.t_end,
             "close_to_end_s": self.close_to_end,
+            "request_bytes": self.request_bytes,
+            "answer": self.answer.to_json() if self.answer else None,
+        }
+
+
+@dataclass(frozen=True)
+class ControlResult:
+    """The same request without a half-close: read the answer, then close()."""
+
+    answer: AnswerSummary
+    read_end: ReadEnd  #: NOT_READ when the answer was complete before any end
+    read_errno: str | None
+    local: tuple[str, int]
+    t_sent: float | None
+    t_first_byte: float | None
+
+    @property
+    def usable(self) -> bool:
+        """A complete answer to compare with: something arrived, and it was not cut by a reset."""
+        return self.answer.length > 0 and self.read_end in (ReadEnd.NOT_READ, ReadEnd.EOF)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer.to_json(),
+            "read_end": "complete" if self.read_end is ReadEnd.NOT_READ else str(self.read_end),
+            "read_errno": self.read_errno,
+            "local": list(self.local),
+            "usable": self.usable,
+            "t_sent": self.t_sent,
+            "t_first_byte": self.t_first_byte,
         }
 
 
@@ -141,6 +174,29 @@ class PacketFacts:
     peer_fin_t: float | None
     peer_rst_t: float | None
     our_rst_t: float | None
+    #: our FIN carried request bytes: the request and the FIN left in one segment
+    fin_with_request: bool = False
+    #: the server's first answer (data, FIN or RST) after the handshake
+    peer_first_reply_t: float | None = None
+    #: that first answer acknowledged our FIN: the server's kernel had our FIN when it left
+    peer_reply_acked_our_fin: bool | None = None
+    peer_first_data_t: float | None = None
+    #: answer bytes that arrived before our first FIN or RST (close mode: before close())
+    peer_bytes_before_our_close: int = 0
+
+    @property
+    def half_close_exercised(self) -> bool:
+        """Did our FIN reach the server before the first byte (or FIN, RST) of its answer left?
+
+        Judged by sequence numbers, not clocks: the server's first answering segment
+        acknowledges our FIN only if its kernel had received the FIN when it sent it. No
+        answering segment at all (a timeout) also counts: the FIN was there, unanswered.
+        """
+        if self.our_close != "FIN":
+            return False
+        if self.peer_first_reply_t is None:
+            return True
+        return bool(self.peer_reply_acked_our_fin)
 
     @property
     def peer_end_t(self) -> float | None:
@@ -177,6 +233,12 @@ class PacketFacts:
             "our_rst_t": self.our_rst_t,
             "first_closer": self.first_closer,
             "close_to_peer_end_s": self.close_to_peer_end,
+            "fin_with_request": self.fin_with_request,
+            "peer_first_reply_t": self.peer_first_reply_t,
+            "peer_reply_acked_our_fin": self.peer_reply_acked_our_fin,
+            "peer_first_data_t": self.peer_first_data_t,
+            "peer_bytes_before_our_close": self.peer_bytes_before_our_close,
+            "half_close_exercised": self.half_close_exercised,
         }
 
 
@@ -188,22 +250,55 @@ def connection_packets(packets: Iterable[Packet], local: Endpoint, peer: Endpoin
     )
 
 
+def _covers(ack: int, seq_end: int) -> bool:
+    """ack >= seq_end in sequence-number arithmetic (RFC 1982, modulo 2**32)."""
+    return (ack - seq_end) & 0xFFFFFFFF < 0x80000000
+
+
 def packet_facts(packets: Iterable[Packet], local: Endpoint, peer: Endpoint) -> PacketFacts:
     """Summarise one connection's packets from our side (`local`) and the server's (`peer`)."""
     mine = connection_packets(packets, local, peer)
     our_close: str | None = None
     our_close_t = peer_fin_t = peer_rst_t = our_rst_t = None
-    peer_bytes = after = 0
+    peer_first_reply_t = peer_first_data_t = None
+    our_fin_end: int | None = None
+    fin_with_request = False
+    reply_acked: bool | None = None
+    request_start: int | None = None  #: the sequence number of our request's first byte
+    peer_bytes = after = before = 0
     for p in mine:
         if p.src_endpoint == local:
+            if p.syn and request_start is None:
+                request_start = p.seq_end
             if our_close is None and (p.fin or p.rst):
                 our_close, our_close_t = ("RST" if p.rst else "FIN"), p.t
+                if p.fin:
+                    our_fin_end, fin_with_request = p.seq_end, p.length > 0
             if p.rst and our_rst_t is None:
                 our_rst_t = p.t
             continue
         peer_bytes += p.length
         if our_close_t is not None:
             after += p.length
+        else:
+            before += p.length
+        if p.length and peer_first_data_t is None:
+            peer_first_data_t = p.t
+        # A greeting sent before our request arrived (SMTP, FTP banners) answers nothing: a
+        # data segment is an answer once it acknowledges at least one byte of the request.
+        answers_request = request_start is not None and _covers(p.ack, request_start + 1)
+        if (
+            peer_first_reply_t is None
+            and not p.syn
+            and (p.fin or p.rst or (p.length and answers_request))
+        ):
+            peer_first_reply_t = p.t
+            if our_fin_end is not None and p.has_ack:
+                reply_acked = _covers(p.ack, our_fin_end)
+            elif our_fin_end is not None and p.rst:
+                reply_acked = True  # an RST without ACK after our FIN was sent: its reply
+            else:
+                reply_acked = False
         if p.fin and peer_fin_t is None:
             peer_fin_t = p.t
         if p.rst and peer_rst_t is None:
@@ -217,4 +312,9 @@ def packet_facts(packets: Iterable[Packet], local: Endpoint, peer: Endpoint) -> 
         peer_fin_t=peer_fin_t,
         peer_rst_t=peer_rst_t,
         our_rst_t=our_rst_t,
+        fin_with_request=fin_with_request,
+        peer_first_reply_t=peer_first_reply_t,
+        peer_reply_acked_our_fin=reply_acked,
+        peer_first_data_t=peer_first_data_t,
+        peer_bytes_before_our_close=before,
     )

@@ -65,6 +65,9 @@ _SIMPLE = {"n": "\n", "r": "\r", "t": "\t", "0": "\0", "\\": "\\", "e": "\x1b", 
 def unescape(text: str) -> bytes:
     """`--send` text to bytes: \\r \\n \\t \\0 \\e \\a \\\\ and \\xHH; the rest is UTF-8.
 
+    Bytes of the command line that are not UTF-8 (Python holds them as surrogate escapes)
+    are sent as they were given.
+
     Raises UsageError for an unknown escape or a bad \\x, naming it.
     """
     out = bytearray()
@@ -72,7 +75,7 @@ def unescape(text: str) -> bytes:
     while i < len(text):
         ch = text[i]
         if ch != "\\":
-            out += ch.encode("utf-8")
+            out += ch.encode("utf-8", "surrogateescape")
             i += 1
             continue
         if i + 1 >= len(text):

@@ -7,6 +7,11 @@ we cannot read, so the verdict comes from the packets when captured (did the ser
 arrive after our close?), else from what /proc/net/tcp shows of our orphaned socket. In abort
 mode we reset the connection ourselves: the verdict says so.
 
+Two checks sit above the socket's view. With packets, a half-close run counts only if the
+server's first answering segment acknowledged our FIN (else NOT_EXERCISED: the answer left
+before the FIN arrived, the run tested nothing). With a control request (the same request,
+no half-close), a graceful-looking answer that differs from the control's is ANSWER_CHANGED.
+
 The tables below are the single source of the documentation (docs/probe.md, --help).
 """
 
@@ -15,7 +20,15 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 
-from tcpclose.probe.facts import AfterClose, Mode, PacketFacts, ReadEnd, SocketFacts
+from tcpclose.probe.answer import answer_change
+from tcpclose.probe.facts import (
+    AfterClose,
+    ControlResult,
+    Mode,
+    PacketFacts,
+    ReadEnd,
+    SocketFacts,
+)
 
 
 class Verdict(enum.StrEnum):
@@ -41,6 +54,10 @@ class Verdict(enum.StrEnum):
     UNOBSERVED = "unobserved"
     #: abort mode: we reset the connection (SO_LINGER 0); the packets show the rest
     ABORTED = "aborted"
+    #: answered after our FIN and closed, but not what the same request gets without one
+    ANSWER_CHANGED = "answer-changed"
+    #: the server's answer (or close) left before our FIN reached it: half-close not tested
+    NOT_EXERCISED = "not-exercised"
 
 
 #: one sentence per verdict, for the terminal and the documentation
@@ -52,10 +69,15 @@ MEANING: dict[Verdict, str] = {
     Verdict.ANSWERED_KEPT_OPEN: "answered, then kept the connection open (no FIN in time)",
     Verdict.NO_ANSWER: "neither answered nor closed within the timeout",
     Verdict.READ_ERROR: "the read failed with an error other than a reset",
-    Verdict.ANSWER_LOST: "answered after our close(); our kernel reset it: the answer is lost",
+    Verdict.ANSWER_LOST: "close mode: the answer came (before or after our close(), the "
+    "packets say which) and our kernel reset it: the answer is lost",
     Verdict.RESET_AFTER_CLOSE: "the connection was reset after our close() (late answer or RST)",
     Verdict.UNOBSERVED: "nothing observable after our close() (no capture, no /proc/net/tcp)",
     Verdict.ABORTED: "we reset the connection ourselves (SO_LINGER 0, close)",
+    Verdict.ANSWER_CHANGED: "answered after our FIN, but not the answer the same request "
+    "gets without a half-close (the control)",
+    Verdict.NOT_EXERCISED: "the server answered or closed before our FIN reached it: "
+    "this run did not test the half-close",
 }
 
 
@@ -72,6 +94,10 @@ class ProbeExit(enum.IntEnum):
     HANG = 12
     #: --repeat: the runs did not all reach the same verdict
     UNSTABLE = 13
+    #: the answer after our half-close differs from the control's
+    ANSWER_CHANGED = 14
+    #: no run tested the half-close (the answer always left before our FIN arrived)
+    NOT_EXERCISED = 15
 
 
 #: verdict -> exit class in every mode, unless MODE_EXITS says otherwise for a mode
@@ -87,6 +113,8 @@ EXITS: dict[Verdict, ProbeExit] = {
     Verdict.RESET_AFTER_CLOSE: ProbeExit.OK,
     Verdict.UNOBSERVED: ProbeExit.OK,
     Verdict.ABORTED: ProbeExit.OK,
+    Verdict.ANSWER_CHANGED: ProbeExit.ANSWER_CHANGED,
+    Verdict.NOT_EXERCISED: ProbeExit.NOT_EXERCISED,
 }
 
 #: where a mode changes what is acceptable
@@ -105,16 +133,36 @@ def exit_class(mode: Mode, verdict: Verdict) -> ProbeExit:
     return MODE_EXITS.get(mode, {}).get(verdict, EXITS[verdict])
 
 
-def judge(sock: SocketFacts, packets: PacketFacts | None = None) -> Verdict:
-    """The verdict of one run, from its socket facts and, when captured, its packet facts."""
+def judge(
+    sock: SocketFacts,
+    packets: PacketFacts | None = None,
+    control: ControlResult | None = None,
+) -> Verdict:
+    """The verdict of one run, from its socket facts, its packet facts when captured, and the
+    control request's answer when one was made.
+
+    In the half-close modes a run whose packets show the server's answer (or close) leaving
+    before our FIN reached it is NOT_EXERCISED, whatever the socket saw: it tested nothing.
+    """
     if sock.mode is Mode.ABORT:
         return Verdict.ABORTED
     if sock.mode is Mode.CLOSE:
         return _judge_close(sock, packets)
+    if (
+        sock.mode in (Mode.SHUTDOWN, Mode.PARTIAL)
+        and packets is not None
+        and packets.packets > 0
+        and not packets.half_close_exercised
+    ):
+        return Verdict.NOT_EXERCISED
     answered = sock.received > 0
     match sock.read_end:
         case ReadEnd.EOF:
-            return Verdict.GRACEFUL if answered else Verdict.CLOSED_WITHOUT_ANSWER
+            if not answered:
+                return Verdict.CLOSED_WITHOUT_ANSWER
+            if _changed(sock, control) is not None:
+                return Verdict.ANSWER_CHANGED
+            return Verdict.GRACEFUL
         case ReadEnd.RESET:
             return Verdict.ANSWER_THEN_RESET if answered else Verdict.RESET_WITHOUT_ANSWER
         case ReadEnd.TIMEOUT:
@@ -123,19 +171,32 @@ def judge(sock: SocketFacts, packets: PacketFacts | None = None) -> Verdict:
             return Verdict.READ_ERROR
 
 
+def _changed(sock: SocketFacts, control: ControlResult | None) -> str | None:
+    if control is None or not control.usable or sock.answer is None:
+        return None
+    return answer_change(control.answer, sock.answer)
+
+
+def change_reason(sock: SocketFacts, control: ControlResult | None) -> str | None:
+    """Why the answer differs from the control's (None when it does not, or no control)."""
+    return _changed(sock, control)
+
+
 def _judge_close(sock: SocketFacts, packets: PacketFacts | None) -> Verdict:
-    # Answer bytes already waiting when we called close(): close() discards them and sends
-    # RST instead of FIN (the kernel's rule for unread data); the answer is lost.
-    if sock.unread_at_close > 0:
-        return Verdict.ANSWER_LOST
+    # From the wire when captured: any answer byte from the server is lost after close(),
+    # whether it arrived before it (close() discards unread data and sends RST) or after it
+    # (our kernel answers it with RST). The packet facts say which.
     if packets is not None and packets.packets > 0:
-        if packets.peer_bytes_after_our_close > 0:
+        if packets.peer_bytes > 0:
             return Verdict.ANSWER_LOST
         if packets.peer_rst_t is not None:
             return Verdict.RESET_WITHOUT_ANSWER
         if packets.peer_fin_t is not None:
             return Verdict.CLOSED_WITHOUT_ANSWER
         return Verdict.NO_ANSWER
+    # Without packets: unread bytes at close() are proof of an answer; then the orphan's state.
+    if sock.unread_at_close > 0:
+        return Verdict.ANSWER_LOST
     match sock.after_close:
         case AfterClose.PEER_FIN:
             return Verdict.CLOSED_WITHOUT_ANSWER
@@ -148,9 +209,72 @@ def _judge_close(sock: SocketFacts, packets: PacketFacts | None) -> Verdict:
 
 
 def overall_exit(mode: Mode, verdicts: Sequence[Verdict]) -> ProbeExit:
-    """One exit status for all runs: UNSTABLE if they disagree, else the verdict's class."""
+    """One exit status for all runs. Runs that did not exercise the half-close count for
+    nothing; if no run did, NOT_EXERCISED. Among the rest: UNSTABLE if they disagree, else
+    their verdict's class."""
     if not verdicts:
         raise ValueError("no runs")
-    if len(set(verdicts)) > 1:
+    tested = [v for v in verdicts if v is not Verdict.NOT_EXERCISED]
+    if not tested:
+        return ProbeExit.NOT_EXERCISED
+    if len(set(tested)) > 1:
         return ProbeExit.UNSTABLE
-    return exit_class(mode, verdicts[0])
+    return exit_class(mode, tested[0])
+
+
+#: the usual causes of a broken verdict, and their fixes: hints, not findings
+HINTS: dict[Verdict, tuple[str, ...]] = {
+    Verdict.CLOSED_WITHOUT_ANSWER: (
+        "nginx stream closes both sides on the client's FIN unless `proxy_half_close on;`",
+        "socat closes `-t` seconds (default 0.5) after one side's EOF: make -t longer than "
+        "the backend's answer time",
+        "a proxy or server that treats read() = 0 as 'client gone' closes without answering",
+    ),
+    Verdict.ANSWER_THEN_RESET: (
+        "a proxy that closes the backend leg on the client's FIN resets the backend's late "
+        "answer; nginx stream: `proxy_half_close on;`",
+    ),
+    Verdict.RESET_WITHOUT_ANSWER: (
+        "a server that close()s with our request unread resets the connection; a proxy that "
+        "aborts on the client's FIN does the same (HAProxy: `option abortonclose`)",
+    ),
+    Verdict.ANSWER_CHANGED: (
+        "HAProxy `option abortonclose` aborts half-closed requests and answers them itself "
+        "(e.g. 400); drop it, or keep clients from half-closing",
+    ),
+    Verdict.NOT_EXERCISED: (
+        "the answer left before our FIN arrived: a server that answers without reading the "
+        "request, or a request larger than one segment; try --repeat, or a smaller request",
+    ),
+}
+
+
+_EXIT_TEXT: dict[ProbeExit, str] = {
+    ProbeExit.OK: "ok: the answer came back, or the server did what the mode allows",
+    ProbeExit.CLOSED_WITHOUT_ANSWER: "closed without answering a complete request: "
+    "half-close is broken",
+    ProbeExit.RESET: "reset (or read error)",
+    ProbeExit.HANG: "hang: no FIN within `--timeout`, or nothing at all",
+    ProbeExit.UNSTABLE: "`--repeat`: the runs that exercised the half-close did not all reach "
+    "the same verdict, or a later run could not even connect",
+    ProbeExit.ANSWER_CHANGED: "the answer after our half-close differs from the control's",
+    ProbeExit.NOT_EXERCISED: "no run exercised the half-close: the answer always left before "
+    "our FIN reached the server",
+}
+
+
+def markdown_tables() -> str:
+    """The verdict and exit-status tables of docs/probe.md, generated from the tables above."""
+    lines = ["| verdict | meaning | exit |", "|---|---|---|"]
+    for verdict in Verdict:
+        exit_ = EXITS[verdict]
+        overrides = [
+            f"{int(table[verdict])} in {mode} mode"
+            for mode, table in MODE_EXITS.items()
+            if verdict in table
+        ]
+        text = str(int(exit_)) + (f" ({', '.join(overrides)})" if overrides else "")
+        lines.append(f"| `{verdict}` | {MEANING[verdict]} | {text} |")
+    lines += ["", "| status | class |", "|---|---|"]
+    lines += [f"| {int(e)} | {_EXIT_TEXT[e]} |" for e in ProbeExit]
+    return "\n".join(lines) + "\n"
