@@ -132,9 +132,9 @@ def check_causes_against_packets(result: DrainResult, server_port: int) -> None:
         cause, port = r["cause"], r["local_port"]
         assert cause not in ("not-captured", "other"), r
         w = wire.get(port)
+        assert w is not None, r  # every request names its connection, a refused one too
         if cause == "syn-refused":
-            continue  # a refused connect has no port of its own to look up
-        assert w is not None, r
+            assert w.server_rst and not w.server_bytes, r
         if cause in ("keepalive-race", "closed-before-request"):
             assert w.server_fin or w.server_rst, r
         elif cause in ("rst-unread", "never-accepted"):

@@ -159,6 +159,14 @@ CASES = [
         Cause.CLOSED_BEFORE_REQUEST,
     ),
     (
+        "reset before the request left: connect() itself failed with ECONNRESET",
+        [*_handshake(), _from(S, 0.003, RST | ACK, 501, 101)],
+        0.0025,
+        False,
+        Outcome.RESET_BEFORE_ANSWER,
+        Cause.NEVER_ACCEPTED,
+    ),
+    (
         "SYN refused",
         [_from(C, 0.0, SYN, 100, 0), _from(S, 0.0001, RST | ACK, 0, 101)],
         0.0,

@@ -124,9 +124,10 @@ def test_nginx_graceful_sigquit(tmp_path: Path) -> None:
         port,
     )
     assert result.doc["server"]["end"] == "exited 0"
-    # Graceful: what was in flight is answered; what remains is the idle keep-alive race and
-    # the accept queue of the listener it closes.
-    assert set(result.causes) <= {"keepalive-race", "never-accepted"}
+    # Graceful: every request nginx had read is answered. What it loses never reached it: the
+    # idle keep-alive race, the accept queue of the listener it closes, and (rarely) a new
+    # connection it closes as idle before its request arrives.
+    assert set(result.causes) <= {"keepalive-race", "never-accepted", "closed-before-request"}
     assert sum(result.summary["expected"].values()) > 0  # refused once it stopped listening
 
 

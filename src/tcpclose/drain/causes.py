@@ -14,10 +14,11 @@ partial-answer       some bytes of the answer arrived, then FIN or RST
 keepalive-race       a reused connection: the server closed it (FIN, or RST without FIN)
                      before our request reached it, or reset it (no FIN) within RACE_WINDOW
                      of our request's arrival, unanswered: its close raced our request
-closed-before-request  the same on a new connection: closed before the request arrived
+closed-before-request  a new connection the server closed (FIN) before the request arrived
 rst-unread           the server reset (RST without FIN) an accepted connection while our
                      request was unanswered (closed with unread data: RFC 2525, the lesson)
-never-accepted       the server reset a new connection that never carried a byte from it:
+never-accepted       the server reset (RST, no FIN) a new connection that never carried a byte
+                     from it, before or after our request:
                      accepted by the kernel, never by the application (reset when the
                      listener or the process closed)
 closed-unanswered    the server's FIN came after our request, with no answer: it read the
@@ -124,10 +125,7 @@ RULES: tuple[_Rule, ...] = (
             )
         ),
     ),
-    (
-        Cause.CLOSED_BEFORE_REQUEST,
-        lambda f: f.server_fin_before_request or f.server_rst_before_request,
-    ),
+    (Cause.CLOSED_BEFORE_REQUEST, lambda f: f.server_fin_before_request),
     (
         Cause.RST_UNREAD,
         lambda f: (

@@ -182,8 +182,8 @@ class _Index:
         self._claimed: set[int] = set()
 
     def find(self, record: RequestRecord) -> ConnectionVerdict | None:
-        if record.outcome is Outcome.REFUSED or not record.local_port:
-            return self._refused(record)
+        if not record.local_port:
+            return self._refused(record) if record.outcome is Outcome.REFUSED else None
         # A reused connection began before the request; a new one during it (its SYN).
         latest = (record.start if record.reused else max(record.end, record.start)) + SLACK
         found = None

@@ -19,6 +19,8 @@ than streams: per request one future, one timer and one write.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import select
 import socket
 import time
@@ -206,23 +208,46 @@ class LoadGenerator:
         if slot > now:
             await asyncio.sleep(slot - now)
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop) -> tuple[ClientProtocol, int]:
+    def _open_socket(self) -> tuple[socket.socket, int, int]:
+        """A non-blocking socket whose connect() is under way: (socket, local port, errno).
+
+        connect() on a non-blocking socket binds the ephemeral port and sends the SYN at once
+        (EINPROGRESS); the port is read then, because a connection the server resets loses
+        it (the kernel unhashes the socket) and every request must name its connection in
+        the capture, the refused and the reset ones too."""
+        sock = socket.socket(self._family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = sock.connect_ex((self.options.host, self.options.port))
+        try:
+            port = int(sock.getsockname()[1])
+        except OSError:
+            port = 0
+        return sock, port, err
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, err: int
+    ) -> ClientProtocol:
+        """Waits for the handshake (writable, then SO_ERROR) and wraps the socket."""
+        if err in (errno.EINPROGRESS, errno.EAGAIN):
+            done = loop.create_future()
+
+            def writable() -> None:
+                if not done.done():
+                    done.set_result(None)
+
+            loop.add_writer(sock.fileno(), writable)
+            try:
+                await asyncio.wait_for(done, self.options.timeout)
+            finally:
+                loop.remove_writer(sock.fileno())
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise _connect_error(err)
         http = self.options.workload.http
-        transport, protocol = await asyncio.wait_for(
-            loop.create_connection(
-                lambda: ClientProtocol(loop, http),
-                self.options.host,
-                self.options.port,
-                family=self._family,
-            ),
-            self.options.timeout,
-        )
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        port = transport.get_extra_info("sockname")[1]
+        _, protocol = await loop.create_connection(lambda: ClientProtocol(loop, http), sock=sock)
         self.connections += 1
-        return protocol, port
+        return protocol
 
     async def _worker(self, loop: asyncio.AbstractEventLoop, number: int, kind: ClientKind) -> None:
         options = self.options
@@ -247,9 +272,14 @@ class LoadGenerator:
                     conn = None
                 record.reused = conn is not None
                 if conn is None:
+                    sock = None
                     try:
-                        conn, port = await self._connect(loop)
+                        sock, port, err = self._open_socket()  # EMFILE raises here
+                        record.local_port = port
+                        conn = await self._connect(loop, sock, err)
                     except OSError as exc:
+                        if sock is not None:
+                            sock.close()
                         self._connect_failed(record, exc)
                         if isinstance(exc, ConnectionRefusedError):
                             await asyncio.sleep(REFUSED_PAUSE)
@@ -286,3 +316,8 @@ class LoadGenerator:
         else:
             record.outcome = Outcome.RESET_BEFORE_ANSWER
         record.error = "timeout" if isinstance(exc, TimeoutError) else errno_name(exc.errno)
+
+
+def _connect_error(err: int) -> OSError:
+    """The exception connect() would have raised for `err` (ConnectionRefusedError...)."""
+    return OSError(err, os.strerror(err))
