@@ -119,8 +119,9 @@ def scenario_section(run: RunView, pcap: bytes | None) -> str:
 <h2>{escape(s.name)}</h2>
 <p class="summary">{escape(s.summary)}. <em>{escape(s.question)}</em></p>
 <p class="verdict"><strong>verdict:</strong> {escape(run.verdict.conclusion)}</p>
-<div class="layout"><figure><div class="diagram">{svg}</div><figcaption>time flows down; each row is labelled with its ms
-since the first packet; long idle gaps are cut (≈); pure ACKs not drawn.</figcaption></figure>
+<div class="layout"><figure><div class="diagram">{svg}</div><figcaption>time flows down; each
+row is labelled with its ms since the first packet; long idle gaps are cut (≈); pure ACKs not
+drawn.</figcaption></figure>
 <div>{_facts(run)}{_pcap_link(s.name, pcap)}</div></div>
 {_transcript(run)}
 </section>"""
