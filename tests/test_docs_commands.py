@@ -11,7 +11,8 @@ before it marks it (the convention is in the README's Development section):
 
 "Only checked": every program of the command exists, and our own ones answer `--help` (a make
 target: `make -n TARGET`; pytest: `--collect-only`). A ```python block marked runnable is run
-as a script. Files a command writes in the repository's root are removed after it.
+as a script. Files a block's commands write in the repository's root are removed after it.
+Unmarked text is not run, but every `--option` it gives one of our commands must exist.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tcpclose.cli import COMMANDS
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = sorted(
@@ -229,3 +232,40 @@ def test_the_docs_mark_their_commands() -> None:
         text = doc.read_text(encoding="utf-8")
         bare = re.findall(r"(?m)(?:^|`|\$ )(python3 \S+|python (?:-m pytest|bench/)\S*)", text)
         assert not bare, f"{doc.relative_to(REPO)}: {bare}: write .venv/bin/python"
+
+
+#: a command of ours in a doc: in a code span or a line, at its start, after `$ ` or a pipe
+OUR_COMMAND = re.compile(
+    r"(?:^|\$ |\| )\s*(?P<prog>tcpclose (?P<sub>[a-z]+)|graceserver|graceclient)\b"
+    r"(?P<rest>[^|#`]*)"
+)
+OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+
+
+def test_every_option_the_docs_show_exists() -> None:
+    """Synopses, transcripts and prose are not run, but every `--option` they give one of our
+    commands must be in that command's --help (a renamed or removed option fails here)."""
+    helps: dict[str, str] = {}
+    missing: list[str] = []
+    seen = 0
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for span in [*re.findall(r"`([^`\n]+)`", text), *text.splitlines()]:
+            for found in OUR_COMMAND.finditer(span):
+                prog = found.group("prog")
+                if found.group("sub") and found.group("sub") not in COMMANDS:
+                    continue  # prose: "tcpclose itself"
+                if prog not in helps:
+                    done = _run([*prog.split(), "--help"], timeout=60)
+                    helps[prog] = done.stdout if done.returncode == 0 else ""
+                if not helps[prog]:
+                    missing.append(f"{doc.relative_to(REPO)}: {prog}: no --help")
+                    continue
+                seen += 1
+                missing += [
+                    f"{doc.relative_to(REPO)}: {prog} {option}"
+                    for option in OPTION.findall(found.group("rest"))
+                    if option not in helps[prog]
+                ]
+    assert seen > 100  # the pattern still finds the docs' commands
+    assert missing == []
