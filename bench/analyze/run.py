@@ -1,7 +1,7 @@
 """Benchmark `tcpclose analyze` against tshark and tcpdump on a capture of >= 1,000,000 packets.
 
-    python3 bench/analyze/run.py     # generates bench/data/analyze-1x.pcap if missing
-    python3 bench/analyze/run.py --runs 5
+    .venv/bin/python bench/analyze/run.py     # generates bench/data/analyze-1x.pcap if missing
+    .venv/bin/python bench/analyze/run.py --runs 5
 
 The capture: many short HTTP/1.0 exchanges with nginx on 127.0.0.1 (a free port), from
 several client processes and source addresses 127.0.0.2-127.0.0.250, one in ten half-closing,

@@ -1,7 +1,7 @@
 """Benchmark of the lab: wall time of the whole catalog and of `tcpclose demo`, and packets
 missed or duplicated by the lab's capture compared with tcpdump watching the same runs.
 
-    python3 bench/lab/run.py [--runs 50] [--timing-runs 5]
+    .venv/bin/python bench/lab/run.py [--runs 50] [--timing-runs 5]
 
 Traffic: only the lab's own scenarios on 127.0.0.1, bounded by --runs.
 """

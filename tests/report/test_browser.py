@@ -80,3 +80,57 @@ def test_claims_table_and_screenshot(rendered, real_claims):
     assert rows == len(real_claims)
     assert shot.stat().st_size > 20_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+#: at a phone's width: how far the page scrolls sideways, and each diagram's smallest text
+_NARROW_JS = """() => ({
+  scrollWidth: document.documentElement.scrollWidth,
+  bodyScrollWidth: document.body.scrollWidth,
+  diagrams: Array.from(document.querySelectorAll('section.scenario svg')).map(svg => {
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    const texts = Array.from(svg.querySelectorAll('text'));
+    return {
+      smallestFont: Math.min(...texts.map(
+        t => parseFloat(getComputedStyle(t).fontSize) * scale)),
+      segmentTextHeight: Math.min(...Array.from(svg.querySelectorAll('g.segment text')).map(
+        t => t.getBoundingClientRect().height)),
+      boxScrolls: svg.parentElement.scrollWidth > svg.parentElement.clientWidth,
+    };
+  }),
+  tableBox: (() => { const t = document.querySelector('table.claims');
+                     const b = t.parentElement;
+                     return [t.getBoundingClientRect().width, b.clientWidth]; })(),
+})"""
+
+PHONE_WIDTH = 390
+
+
+@pytest.fixture(scope="module")
+def narrow(demo_report: Path, tmp_path_factory):
+    shot = tmp_path_factory.mktemp("shots") / "report-390.png"
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": PHONE_WIDTH, "height": 844})
+        page.goto(demo_report.resolve().as_uri())
+        measured = page.evaluate(_NARROW_JS)
+        page.screenshot(path=str(shot), full_page=True)
+    return measured, shot
+
+
+def test_phone_width_page_does_not_scroll_sideways(narrow):
+    measured, _ = narrow
+    assert measured["scrollWidth"] <= PHONE_WIDTH
+    assert measured["bodyScrollWidth"] <= PHONE_WIDTH
+    table_width, box_width = measured["tableBox"]
+    assert table_width <= box_width + 1  # the claims table wraps its cells to the screen
+
+
+def test_phone_width_diagram_text_stays_readable(narrow):
+    measured, shot = narrow
+    assert len(measured["diagrams"]) == 2
+    for diagram in measured["diagrams"]:
+        assert diagram["smallestFont"] >= 9
+        assert diagram["segmentTextHeight"] >= 9
+        # drawn wider than the screen: it scrolls in its own box, the page does not
+        assert diagram["boxScrolls"]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 20_000

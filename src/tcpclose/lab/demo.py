@@ -8,7 +8,6 @@ import platform
 import sys
 from pathlib import Path
 
-from rich.table import Table
 from rich.text import Text
 
 from tcpclose.argparsing import Parser
@@ -16,13 +15,13 @@ from tcpclose.claims import judge_claims, needed_scenarios
 from tcpclose.lab.command import add_run_options
 from tcpclose.lab.jsonout import run_json
 from tcpclose.lab.options import speed_of
-from tcpclose.lab.present import facts_text, verdict_text
-from tcpclose.lab.runner import LabRun, run_many
+from tcpclose.lab.present import experiment_block
+from tcpclose.lab.runner import run_many
 from tcpclose.lab.scenarios import BY_NAME
 from tcpclose.outputs import check_writable
+from tcpclose.render.columns import output_width, print_blocks, print_wrapped
 from tcpclose.render.console import progress, stdout_console
 from tcpclose.render.html import write_report
-from tcpclose.render.text import rich_diagram
 from tcpclose.status import ExitStatus
 
 EXPERIMENTS = ("close", "shutdown")
@@ -41,15 +40,6 @@ def configure(parser: Parser) -> None:
         help="where to write the HTML report (default ./tcpclose-report.html)",
     )
     parser.add_argument("--no-report", action="store_true", help="do not write the report")
-
-
-def _column(title: str, run: LabRun, width: int, show_acks: bool) -> Text:
-    out = Text(f"experiment: {title}\n", style="bold cyan")
-    out.append(f"{run.scenario.summary}\n", style="dim")
-    out.append_text(rich_diagram(run.timeline, width=width, show_acks=show_acks))
-    out.append_text(facts_text(run, brief=True))
-    out.append_text(verdict_text(run))
-    return out
 
 
 def _intro(speed: float) -> Text:
@@ -95,25 +85,13 @@ def execute(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return ExitStatus.OK
     console = stdout_console(min_width=2 * (SIDE_BY_SIDE_WIDTH + 60))
-    console.print(_intro(speed))
+    width = output_width()
+    print_wrapped(console, _intro(speed), width)
     columns = [
-        _column(name, run, SIDE_BY_SIDE_WIDTH, args.acks)
+        experiment_block(name, run, SIDE_BY_SIDE_WIDTH, args.acks)
         for name, run in zip(EXPERIMENTS, runs, strict=True)
     ]
-    if console.width >= 2 * (SIDE_BY_SIDE_WIDTH + 40):
-        grid = Table.grid(padding=(0, 4))
-        grid.add_column(ratio=1)
-        grid.add_column(ratio=1)
-        grid.add_row(*columns)
-        if console.is_terminal:
-            console.print(grid)
-        else:  # rich pads every line to the full width: no trailing blanks in files and pipes
-            with console.capture() as captured:
-                console.print(grid)
-            sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
-    else:
-        for column in columns:
-            console.print(column)
+    print_blocks(console, columns, width)
     if report is not None:
-        console.print(f"report: {report}")
+        print_wrapped(console, Text(f"report: {report}"), width)
     return ExitStatus.OK

@@ -6,6 +6,7 @@ from rich.text import Text
 
 from tcpclose.lab.runner import LabRun
 from tcpclose.lab.verdicts import run_facts
+from tcpclose.render.columns import Block
 from tcpclose.render.facts_text import fact_rows as render_fact_rows
 from tcpclose.render.text import rich_diagram
 
@@ -42,3 +43,14 @@ def run_text(run: LabRun, *, show_acks: bool = False, width: int = 36) -> Text:
     out.append_text(facts_text(run))
     out.append_text(verdict_text(run))
     return out
+
+
+def experiment_block(title: str, run: LabRun, width: int, show_acks: bool) -> Block:
+    """One experiment as the demo shows it: its title and summary, the diagram (never wrapped
+    side by side: `width` columns per lane), then the facts and the verdict."""
+    head = Text(f"experiment: {title}\n", style="bold cyan")
+    head.append(f"{run.scenario.summary}\n", style="dim")
+    diagram = rich_diagram(run.timeline, width=width, show_acks=show_acks)
+    facts = facts_text(run, brief=True)
+    facts.append_text(verdict_text(run))
+    return Block([(head, True), (diagram, False), (facts, True)])

@@ -21,6 +21,10 @@ from tcpclose.render.pcap import pcap_bytes as frames_to_pcap
 from tcpclose.render.svg import render_svg
 from tcpclose.render.views import VERDICT_ORDER, ClaimView, RunView
 
+#: the narrowest a diagram is drawn: its smallest text (11 px in a 760 px wide drawing) stays
+#: above 9 CSS px; a narrower screen scrolls the diagram sideways in its own box, not the page
+DIAGRAM_MIN_WIDTH = 680
+
 CSS = """
 :root{--fg:#1d1d1f;--muted:#5f6368;--line:#d9dce1;--holds:#1f7a3d;--differs:#c0141f;
 --depends:#a35a00;--unchecked:#7a1fa2}
@@ -36,19 +40,24 @@ section.scenario{border-top:2px solid var(--line);padding:18px 0 8px}
 .verdict{border-left:5px solid var(--fg);background:#f6f7f9;padding:8px 12px;margin:10px 0}
 .layout{display:grid;grid-template-columns:minmax(0,760px) minmax(260px,1fr);gap:18px;
 align-items:start}
-figure{margin:0}figure svg{max-width:100%;height:auto;display:block}
+.layout>*{min-width:0}
+figure{margin:0}
+.diagram{overflow-x:auto}
+.diagram svg{display:block;width:100%;min-width:{DIAGRAM_MIN_WIDTH}px;height:auto}
 figcaption{font-size:12px;color:var(--muted)}
-dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 10px;margin:0;font-size:14px}
-dl.facts dt{color:var(--muted)}dl.facts dd{margin:0}
+dl.facts{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:2px 10px;margin:0;
+font-size:14px}
+dl.facts dt{color:var(--muted)}dl.facts dd{margin:0;overflow-wrap:anywhere}
 .transcripts{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 pre{background:#f6f7f9;border:1px solid var(--line);padding:8px;margin:0 0 6px;
 white-space:pre-wrap;word-break:break-word;font-size:13px}
 pre.stderr{background:#fff6f6}
-.pcap{display:inline-block;margin-top:8px;padding:4px 10px;border:1px solid #0b57d0;
-border-radius:4px;text-decoration:none;font-size:14px}
+.pcap{display:inline-block;max-width:100%;overflow-wrap:anywhere;margin-top:8px;padding:4px 10px;
+border:1px solid #0b57d0;border-radius:4px;text-decoration:none;font-size:14px}
+.table{overflow-x:auto}
 table.claims{border-collapse:collapse;width:100%;font-size:14px}
 table.claims th,table.claims td{border:1px solid var(--line);padding:6px 8px;vertical-align:top;
-text-align:left}
+text-align:left;overflow-wrap:break-word}
 table.claims th{background:#f3f4f6}
 .v{font-weight:700;white-space:nowrap}
 .v.holds{color:var(--holds)}.v.differs{color:var(--differs)}
@@ -56,11 +65,17 @@ table.claims th{background:#f3f4f6}
 td .why{display:block;margin-top:4px;color:var(--muted)}
 .legend{font-size:13px;color:var(--muted)}
 .legend b.rst{color:#d0021b}.legend b.fin{color:#b45309}.legend b.data{color:#1f6f43}
-@media (max-width:900px){.layout,.transcripts{grid-template-columns:1fr}}
+@media (max-width:900px){.layout,.transcripts{grid-template-columns:minmax(0,1fr)}}
+@media (max-width:600px){body{padding:12px}h1{font-size:21px}h2{font-size:18px}
+table.claims,table.claims tbody,table.claims tr,table.claims td{display:block}
+table.claims thead{display:none}table.claims tr{border:1px solid var(--line);margin:0 0 10px}
+table.claims td{border:0;padding:4px 10px}table.claims td:first-child{background:#f3f4f6}
+table.claims td[data-label]::before{content:attr(data-label) ": ";color:var(--muted)}}
 @media print{body{max-width:none;padding:0;font-size:11pt}nav,.pcap{display:none}
 section.scenario{break-inside:avoid-page}figure,pre,tr{break-inside:avoid}
+.diagram{overflow:visible}.diagram svg{min-width:0}
 a{color:inherit;text-decoration:none}}
-"""
+""".replace("{DIAGRAM_MIN_WIDTH}", str(DIAGRAM_MIN_WIDTH))
 
 
 def _facts(run: RunView) -> str:
@@ -104,8 +119,9 @@ def scenario_section(run: RunView, pcap: bytes | None) -> str:
 <h2>{escape(s.name)}</h2>
 <p class="summary">{escape(s.summary)}. <em>{escape(s.question)}</em></p>
 <p class="verdict"><strong>verdict:</strong> {escape(run.verdict.conclusion)}</p>
-<div class="layout"><figure>{svg}<figcaption>time flows down; each row is labelled with its ms
-since the first packet; long idle gaps are cut (≈); pure ACKs not drawn.</figcaption></figure>
+<div class="layout"><figure><div class="diagram">{svg}</div><figcaption>time flows down; each
+row is labelled with its ms since the first packet; long idle gaps are cut (≈); pure ACKs not
+drawn.</figcaption></figure>
 <div>{_facts(run)}{_pcap_link(s.name, pcap)}</div></div>
 {_transcript(run)}
 </section>"""
@@ -121,9 +137,10 @@ def claims_section(claims: Sequence[ClaimView], names: set[str]) -> str:
         why = f'<span class="why">{escape(c.explanation)}</span>' if c.explanation else ""
         rows.append(
             f'<tr id="claim-{escape(c.id)}" data-verdict="{c.verdict.value}">'
-            f"<td><strong>{escape(c.id)}</strong><br>{escape(c.claim)}</td><td>{links}</td>"
-            f'<td class="v {c.verdict.value}">{c.verdict.value}</td>'
-            f"<td>{escape(c.evidence)}{why}</td></tr>"
+            f"<td><strong>{escape(c.id)}</strong><br>{escape(c.claim)}</td>"
+            f'<td data-label="scenarios">{links}</td>'
+            f'<td class="v {c.verdict.value}" data-label="verdict">{c.verdict.value}</td>'
+            f'<td data-label="evidence">{escape(c.evidence)}{why}</td></tr>'
         )
     counts = ", ".join(
         f"{sum(c.verdict.value == v for c in claims)} {v}"
@@ -135,8 +152,8 @@ def claims_section(claims: Sequence[ClaimView], names: set[str]) -> str:
 <p class="muted">{len(claims)} claims: {counts}. <b>holds</b>: the kernel did what the lesson
 says; <b>differs</b>: it did something else (explained); <b>depends</b>: the system, the timing
 or the signal disposition decides (the runs show which case this machine was in).</p>
-<table class="claims"><thead><tr><th>claim</th><th>scenarios</th><th>verdict</th>
-<th>evidence</th></tr></thead><tbody>{"".join(rows)}</tbody></table></section>"""
+<div class="table"><table class="claims"><thead><tr><th>claim</th><th>scenarios</th><th>verdict</th>
+<th>evidence</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div></section>"""
 
 
 def render_report(

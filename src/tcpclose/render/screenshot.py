@@ -1,6 +1,6 @@
 """Open an HTML file in headless Chromium and save a screenshot (the README's picture).
 
-    python3 -m tcpclose.render.screenshot FILE.html OUT.png [--width 1280] [--height 1600]
+    .venv/bin/python -m tcpclose.render.screenshot FILE.html OUT.png [--width 1280] [--height 1600]
 
 Uses Playwright's Python package driving the system's Chromium (`/usr/bin/chromium`, or
 `$TCPCLOSE_CHROMIUM`); nothing is downloaded. The flags keep Chromium off the network.
@@ -64,7 +64,7 @@ def screenshot(html: Path, out: Path, *, width: int = 1280, height: int = 1600) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m tcpclose.render.screenshot")
+    parser = argparse.ArgumentParser(prog="python -m tcpclose.render.screenshot")
     parser.add_argument("html", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--width", type=int, default=1280)
