@@ -13,9 +13,8 @@ from rich.text import Text
 
 from tcpclose.argparsing import Parser
 from tcpclose.claims import judge_claims, needed_scenarios
-from tcpclose.lab.command import add_run_options
 from tcpclose.lab.jsonout import run_json
-from tcpclose.lab.options import speed_of
+from tcpclose.lab.options import add_run_options, speed_of
 from tcpclose.lab.present import facts_text, verdict_text
 from tcpclose.lab.runner import LabRun, run_many
 from tcpclose.lab.scenarios import BY_NAME

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from tcpclose.argparsing import Parser
 from tcpclose.claims.check import judge_claims, needed_scenarios
-from tcpclose.lab.command import select_scenarios
 from tcpclose.lab.jsonout import run_json
 from tcpclose.lab.options import add_jobs_option, add_timing_options, speed_of
 from tcpclose.lab.runner import run_many
-from tcpclose.lab.scenarios import BY_NAME
+from tcpclose.lab.scenarios import BY_NAME, select_scenarios
 from tcpclose.outputs import check_writable
 from tcpclose.render.console import progress
 from tcpclose.render.html import write_report
