@@ -18,6 +18,7 @@ from tcpclose.lab.options import add_run_options, speed_of
 from tcpclose.lab.present import facts_text, verdict_text
 from tcpclose.lab.runner import LabRun, run_many
 from tcpclose.lab.scenarios import BY_NAME
+from tcpclose.model.jsonshape import versioned
 from tcpclose.outputs import check_writable
 from tcpclose.render.console import progress, stdout_console
 from tcpclose.render.html import write_report
@@ -89,7 +90,9 @@ def execute(args: argparse.Namespace) -> int:
             runs, args.output, claims=claims, title="tcpclose demo: close or shutdown?"
         )
     if args.json:
-        doc = {"runs": [run_json(r) for r in runs], "report": str(report) if report else None}
+        doc = versioned(
+            {"runs": [run_json(r) for r in runs], "report": str(report) if report else None}
+        )
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return ExitStatus.OK

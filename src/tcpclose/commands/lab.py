@@ -16,6 +16,7 @@ from tcpclose.lab.options import add_jobs_option, add_run_options, speed_of
 from tcpclose.lab.present import run_text
 from tcpclose.lab.runner import LabRun, run_many
 from tcpclose.lab.scenarios import CATALOG, Scenario, select_scenarios
+from tcpclose.model.jsonshape import versioned
 from tcpclose.outputs import check_writable
 from tcpclose.render.console import progress, stdout_console
 from tcpclose.render.mermaid import render_mermaid
@@ -112,7 +113,7 @@ def run_lab(options: LabOptions) -> int:
         runs = run_many(options.scenarios, speed=options.speed, jobs=options.jobs)
     written = write_outputs(runs, options.mermaid, options.pcap)
     if options.json:
-        json.dump({"runs": [run_json(r) for r in runs]}, sys.stdout, indent=2)
+        json.dump(versioned({"runs": [run_json(r) for r in runs]}), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         console = stdout_console()
