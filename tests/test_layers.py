@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpclose.layers import BASE, COMMAND_MODULES, LAYERS, layer_of, package_of
+from tcpclose.layers import BASE, LAYERS, layer_of, package_of
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -49,7 +49,7 @@ def violations(path: Path, text: str | None = None) -> list[str]:
     out = []
     for line, target in imported(path, text):
         theirs = layer_of(target)
-        same_package = package_of(target) == package_of(me) and target not in COMMAND_MODULES
+        same_package = package_of(target) == package_of(me)
         if theirs is None or same_package:
             continue
         where = f"{path.relative_to(SRC)}:{line}: {me} imports {target}"
@@ -78,8 +78,6 @@ def test_imports_point_down(path: Path) -> None:
 def test_render_imports_only_the_model_and_the_facts() -> None:
     allowed = {"model", "facts", "render"}
     for path in SRC.joinpath("tcpclose", "render").rglob("*.py"):
-        if module_name(path) in COMMAND_MODULES:
-            continue
         for line, target in imported(path):
             if target not in BASE:
                 assert package_of(target) in allowed, f"{path.name}:{line} imports {target}"
@@ -97,5 +95,5 @@ def test_the_checker_catches_upward_and_sideways_imports() -> None:
     assert "tcpclose.lab.runner" in found[0] and "tcpclose.claims.judges" in found[1]
     probe = SRC / "tcpclose" / "probe" / "imagined.py"
     assert "sideways" in violations(probe, "import tcpclose.analyze.table\n")[0]
-    command = SRC / "tcpclose" / "lab" / "command.py"
+    command = SRC / "tcpclose" / "commands" / "lab.py"
     assert violations(command, "from tcpclose.claims import check\n") == []

@@ -30,14 +30,14 @@ from tcpclose.status import ExitStatus
 
 #: command name -> (module, one-line help). The table is the single source of `--help`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "server": ("tcpclose.lesson.commands", "the lesson's server (same as graceserver)"),
-    "client": ("tcpclose.lesson.commands", "the lesson's client (same as graceclient HOST)"),
-    "demo": ("tcpclose.lab.demo", "both lesson experiments, run for real, side by side"),
-    "lab": ("tcpclose.lab.command", "every close scenario, run, captured, drawn and judged"),
-    "claims": ("tcpclose.claims.command", "each claim of the lesson checked on this kernel"),
-    "report": ("tcpclose.render.report_command", "one self-contained HTML report"),
-    "probe": ("tcpclose.probe.command", "how a server or proxy handles a client's half-close"),
-    "analyze": ("tcpclose.analyze.command", "how every TCP connection in a capture ended"),
+    "server": ("tcpclose.commands.lesson", "the lesson's server (same as graceserver)"),
+    "client": ("tcpclose.commands.lesson", "the lesson's client (same as graceclient HOST)"),
+    "demo": ("tcpclose.commands.demo", "both lesson experiments, run for real, side by side"),
+    "lab": ("tcpclose.commands.lab", "every close scenario, run, captured, drawn and judged"),
+    "claims": ("tcpclose.commands.claims", "each claim of the lesson checked on this kernel"),
+    "report": ("tcpclose.commands.report", "one self-contained HTML report"),
+    "probe": ("tcpclose.commands.probe", "how a server or proxy handles a client's half-close"),
+    "analyze": ("tcpclose.commands.analyze", "how every TCP connection in a capture ended"),
     "trace": ("tcpclose.commands.trace", "any program's socket calls and packets, one diagram"),
     "drain": ("tcpclose.commands.drain", "requests lost when a server stops or reloads, and why"),
     "serve": ("tcpclose.commands.serve", "a small HTTP/1.1 server that drains the right way"),

@@ -106,7 +106,6 @@ def layers_page() -> str:
     for index, layer in enumerate(layers.LAYERS):
         for name in layer:
             rows.append(f"| {index} | `{name}` | {_cell(layers.ROLES.get(name, ''))} |")
-    commands = "\n".join(f"- `{m}`" for m in layers.COMMAND_MODULES)
     base = ", ".join(f"`{m}`" for m in layers.BASE)
     doc = (layers.__doc__ or "").strip()
     return (
@@ -115,9 +114,7 @@ def layers_page() -> str:
         + doc
         + "\n\n| layer | package | what it holds |\n|---|---|---|\n"
         + "\n".join(rows)
-        + f"\n\nThe shared base, importable from every layer: {base}.\n\n"
-        "Command modules still inside their feature's package, counted in the command layer "
-        "until they move to `tcpclose/commands/`:\n\n" + commands + "\n"
+        + f"\n\nThe shared base, importable from every layer: {base}.\n"
     )
 
 

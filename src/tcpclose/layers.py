@@ -61,23 +61,9 @@ ROLES: dict[str, str] = {
     "docs": "docs generated from the code's tables",
 }
 
-#: command modules that still live in their feature's package; they belong to the command
-#: layer. The lead moves them into tcpclose/commands/ and then deletes their line here.
-COMMAND_MODULES: tuple[str, ...] = (
-    "tcpclose.lab.command",
-    "tcpclose.lab.demo",
-    "tcpclose.claims.command",
-    "tcpclose.render.report_command",
-    "tcpclose.probe.command",
-    "tcpclose.analyze.command",
-    "tcpclose.lesson.commands",
-)
-
 
 def layer_of(module: str) -> int | None:
     """The layer index of a tcpclose module (None for the base)."""
-    if module in COMMAND_MODULES:
-        return len(LAYERS) - 1
     if module in BASE:
         return None
     parts = module.split(".")

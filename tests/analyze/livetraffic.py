@@ -1,5 +1,8 @@
 """Real loopback traffic for tests and the benchmark: nginx, tcpdump and small clients.
 
+`free_port` and the nginx starter are the shared ones (tests/support, importable as `support`:
+the tests and bench/analyze/run.py put tests/ on sys.path).
+
 Everything runs on 127.0.0.1 on free ports, started here with throwaway configurations in a
 temporary directory; readiness is waited for on events (a port accepting, tcpdump saying it
 listens), never with fixed sleeps.
@@ -9,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -18,59 +20,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+from support.net import free_port as free_port  # re-exported: tests and bench import it here
+from support.nginx import run_nginx
+
 REQUEST = b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on 127.0.0.1:{port}") from None
-            time.sleep(0.02)
 
 
 @contextlib.contextmanager
 def nginx(tmp: Path, port: int, body: str = "hello from nginx") -> Iterator[int]:
-    """nginx on 127.0.0.1:port answering every request with `body`."""
-    (tmp / "logs").mkdir(parents=True, exist_ok=True)
-    conf = tmp / "nginx.conf"
-    conf.write_text(
-        "worker_processes 1;\n"
-        f"error_log {tmp}/error.log;\n"
-        "events { worker_connections 4096; }\n"
-        "http {\n  access_log off;\n"
-        f"  client_body_temp_path {tmp}/body;\n  proxy_temp_path {tmp}/proxy;\n"
-        f"  fastcgi_temp_path {tmp}/fcgi;\n  uwsgi_temp_path {tmp}/uwsgi;\n"
-        f"  scgi_temp_path {tmp}/scgi;\n"
-        f'  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "{body}\\n"; }} }}\n'
-        "}\n"
-    )
-    proc = subprocess.Popen(
-        [NGINX, "-p", str(tmp), "-c", str(conf), "-g", f"daemon off; pid {tmp}/nginx.pid;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_listening(port)
-        yield port
-    finally:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """nginx on 127.0.0.1:port answering every request with `body` (the shared starter,
+    tests/support/nginx.py, sized for the benchmark's traffic)."""
+    with run_nginx(
+        tmp, body=body, port=port, worker_connections=4096, access_log=False
+    ) as listening:
+        yield listening
 
 
 @contextlib.contextmanager

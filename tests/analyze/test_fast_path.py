@@ -26,10 +26,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tcpclose.analyze.command import Options, run
 from tcpclose.analyze.reading import Analysis, read_rows
 from tcpclose.analyze.table import SWEEP, Row
 from tcpclose.classify import ConnectionTracker
+from tcpclose.commands.analyze import Options, run
 from tcpclose.errors import TcpcloseError
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "classify"))

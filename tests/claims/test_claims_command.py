@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from tcpclose.claims import CLAIMS, Verdict
-from tcpclose.claims.command import status_of
 from tcpclose.claims.model import ClaimResult
 from tcpclose.cli import main
+from tcpclose.commands.claims import status_of
 from tcpclose.model.jsonshape import SCHEMA_VERSION
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +18,13 @@ from typing import Any
 import dpkt
 import pytest
 
+from support.net import free_port as free_port  # re-exported: the drain tests import it here
+
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 #: Short phases: enough load on both sides of the signal, a modest test time.
 SHORT = ["--at", "0.8", "--after", "0.8", "--concurrency", "12"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def need(binary: str) -> str:

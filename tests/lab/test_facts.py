@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from support.conversations import HANDSHAKE, SERVER, T0, A, F, R, ev, pkt
 from tcpclose.facts import RunFacts
-from tcpclose.model.timeline import Timeline
+from tcpclose.model.timeline import Role, Timeline
 
 
 def facts(packets, events) -> RunFacts:
@@ -48,3 +48,17 @@ def test_an_rst_answers_data_that_reached_a_closed_socket_only() -> None:
     )
     rst = data_first.first_rst
     assert rst is not None and rst.in_reply_to is None and rst.cause_id == "close"
+
+
+def test_each_sides_first_end_and_first_fin_or_rst() -> None:
+    f = facts(
+        [pkt(10.0, "server", F | A), pkt(20.0, "client", R | A), pkt(30.0, "client", F | A)],
+        [],
+    )
+    server_end, client_end = f.first_end(Role.SERVER), f.first_end(Role.CLIENT)
+    assert server_end is not None and server_end.packet.fin and server_end.by is Role.SERVER
+    assert client_end is not None and client_end.packet.rst and client_end.t > server_end.t
+    assert f.first_with("fin", by=Role.CLIENT) is not None
+    assert f.first_with("fin", by=Role.CLIENT) is f.segments[-1]
+    assert f.first_with("rst", by=Role.SERVER) is None
+    assert f.first_with("fin") is server_end

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from tcpclose.facts import SegmentKind
 from tcpclose.lab.runner import LabRun
 from tcpclose.lab.scenarios import CATALOG
 from tcpclose.lab.verdicts import LabVerdict
+from tcpclose.model.event import Exit
+from tcpclose.model.timeline import Role
+from tcpclose.render.facts_text import mark_text
 from tcpclose.render.text import diagram_rows
 
 
@@ -61,13 +65,11 @@ def test_every_event_the_programs_wrote_is_a_valid_typed_event(
     catalog_runs: dict[str, LabRun],
 ) -> None:
     """The lesson programs' and the actors' --events records all parse into typed events, and
-    every FIN and RST an actor's kernel sends has a logged cause. (The lesson server logs its
-    `exit` only after the interpreter has closed its socket: its last FIN has none.)"""
+    every FIN and RST either side's kernel sends has a logged cause (the lesson programs log
+    the exit that closes their socket around that close)."""
     for run in catalog_runs.values():
         facts = run.verdict.facts
         assert facts is not None and facts.invalid == (), run.scenario.name
-        if run.scenario.kind != "actor":
-            continue
         for wire in facts.segments:
             if wire.packet.fin or wire.packet.rst:
                 assert wire.cause is not None, (run.scenario.name, wire)
@@ -108,6 +110,24 @@ def test_shutdown_delivers_both_answers_then_fin_both_ways(catalog_runs: dict[st
     assert "server terminated" in run.client.stderr and run.client.exit_status == 1
     assert "client closed" in run.server.stderr and run.server.exit_status == 1
     assert v.conclusion.startswith("all 2 answers delivered")
+
+
+def test_the_servers_fin_comes_from_its_exit(catalog_runs: dict[str, LabRun]) -> None:
+    """graceserver reads EOF, prints `client closed ` and exits: the FIN its kernel sends is
+    sent while its exit closes the socket, between the exit record's two stamps."""
+    facts = catalog_runs["shutdown"].verdict.facts
+    assert facts is not None
+    fin = facts.first(SegmentKind.FIN, Role.SERVER)
+    assert fin is not None and fin.cause_id == "exit", fin
+    assert isinstance(fin.cause, Exit) and fin.cause.started_ns is not None
+    sent_ns = fin.packet.t * 1e9
+    assert fin.cause.started_ns <= sent_ns <= fin.cause.t_ns
+    assert "after exit(1)" in mark_text(facts, fin)
+    # on the diagram, the server's next logged step after its FIN is that exit
+    rows = diagram_rows(catalog_runs["shutdown"].timeline)
+    fin_row = next(i for i, r in enumerate(rows) if r.kind == "fin" and r.lane.startswith("|<"))
+    server_steps = [r.right for r in rows[fin_row + 1 :] if r.right]
+    assert server_steps[:1] == ["exit(1)"], server_steps
 
 
 def test_close_late_shows_the_first_answer(catalog_runs: dict[str, LabRun]) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,29 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from support.net import free_port, wait_listening
+from support.nginx import run_nginx
+
 from .helpers import env
 
 READY_DEADLINE = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(port: int, proc: subprocess.Popen, deadline: float = READY_DEADLINE) -> None:
-    """Poll connect() until the port accepts or the process dies or the deadline passes."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on port {port} after {deadline} s")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -54,31 +36,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).exists():
-        pytest.skip("nginx is not installed")
-    tmp = tmp_path_factory.mktemp("nginx")
-    port = free_port()
-    (tmp / "nginx.conf").write_text(
-        "worker_processes 1;\n"
-        "events { worker_connections 64; }\n"
-        "http {\n"
-        "  access_log off;\n"
-        f"  server {{ listen 127.0.0.1:{port}; "
-        'location / { return 200 "hello from nginx\\n"; } }\n'
-        "}\n"
-    )
-    directives = f"daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;"
-    proc = subprocess.Popen(
-        [binary, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", directives],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_listening(port, proc)
+    """The shared nginx (tests/support/nginx.py), once per module."""
+    with run_nginx(tmp_path_factory.mktemp("nginx"), access_log=False) as port:
         yield port
-    finally:
-        stop(proc)
 
 
 @pytest.fixture(scope="module")

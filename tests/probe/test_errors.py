@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from support.net import free_port
 from tcpclose.cli import main
 
-from .conftest import free_port
 from .helpers import probe_subprocess
 
 

@@ -154,7 +154,7 @@ def test_send_file_refuses_what_may_never_end(capsys, tmp_path: Path, path: str)
 
 
 def test_send_file_over_the_limit(capsys, tmp_path: Path) -> None:
-    from tcpclose.probe.command import MAX_SEND_BYTES
+    from tcpclose.commands.probe import MAX_SEND_BYTES
 
     big = tmp_path / "big"
     with big.open("wb") as f:

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from support.net import free_port, wait_listening
 from tcpclose.cli import main
 from tcpclose.probe.backend import Backend, BackendKind
 
-from .conftest import free_port, stop, wait_listening
+from .conftest import stop
 from .proxies import PROXIES, Proxy, start_proxy
 
 RUNS = 10

@@ -20,13 +20,24 @@ from support.net import free_port, wait_listening
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-def nginx_conf(tmp: Path, port: int, body: str, extra: str = "") -> str:
-    """A minimal nginx.conf: one worker, logs in `tmp`, every request answered with `body`."""
+def nginx_conf(
+    tmp: Path,
+    port: int,
+    body: str,
+    extra: str = "",
+    *,
+    worker_connections: int = 64,
+    access_log: bool = True,
+) -> str:
+    """A minimal nginx.conf: one worker, logs in `tmp`, every request answered with `body`.
+
+    Heavy traffic (the analyze benchmark) wants more connections and no access log."""
+    log = f"{tmp}/access.log" if access_log else "off"
     return (
         "worker_processes 1;\n"
-        "events { worker_connections 64; }\n"
+        f"events {{ worker_connections {worker_connections}; }}\n"
         "http {\n"
-        f"  access_log {tmp}/access.log;\n"
+        f"  access_log {log};\n"
         f"  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;\n"
         f"  fastcgi_temp_path {tmp}/fastcgi; uwsgi_temp_path {tmp}/uwsgi;\n"
         f"  scgi_temp_path {tmp}/scgi;\n"
@@ -37,14 +48,27 @@ def nginx_conf(tmp: Path, port: int, body: str, extra: str = "") -> str:
 
 
 @contextlib.contextmanager
-def run_nginx(tmp: Path, *, body: str = "hello from nginx", extra: str = "") -> Iterator[int]:
-    """nginx in the foreground on a free loopback port; yields the port, stops it after."""
+def run_nginx(
+    tmp: Path,
+    *,
+    body: str = "hello from nginx",
+    extra: str = "",
+    port: int | None = None,
+    worker_connections: int = 64,
+    access_log: bool = True,
+) -> Iterator[int]:
+    """nginx in the foreground on loopback (on `port`, else a free one); yields the port once
+    it listens, stops it after (SIGQUIT: graceful)."""
     if not Path(NGINX).exists():
         pytest.skip("nginx is not installed (make test installs it)")
     tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = free_port() if port is None else port
     conf = tmp / "nginx.conf"
-    conf.write_text(nginx_conf(tmp, port, body, extra))
+    conf.write_text(
+        nginx_conf(
+            tmp, port, body, extra, worker_connections=worker_connections, access_log=access_log
+        )
+    )
     directives = f"daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;"
     proc = subprocess.Popen(
         [NGINX, "-p", str(tmp), "-c", str(conf), "-g", directives],

@@ -5,11 +5,12 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from support.net import free_port, listening_ports, wait_listening
-from support.nginx import nginx  # noqa: F401  (the fixture under test)
+from support.nginx import nginx, run_nginx  # noqa: F401  (nginx: the fixture under test)
 
 
 def test_free_port_is_bindable_and_wait_listening_sees_a_listener() -> None:
@@ -49,3 +50,23 @@ def test_nginx_fixture_answers_http(nginx: int) -> None:  # noqa: F811
         while chunk := c.recv(4096):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"hello from nginx\n")
+
+
+def test_run_nginx_on_a_given_port_sized_for_heavy_traffic(tmp_path: Path) -> None:
+    """The variant the analyze tests and benchmark use: their port, many connections, no
+    access log."""
+    port = free_port()
+    with run_nginx(
+        tmp_path / "nginx", body="sized", port=port, worker_connections=4096, access_log=False
+    ) as listening:
+        assert listening == port
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            c.shutdown(socket.SHUT_WR)
+            reply = b""
+            while chunk := c.recv(4096):
+                reply += chunk
+        assert reply.endswith(b"sized\n")
+    conf = (tmp_path / "nginx" / "nginx.conf").read_text()
+    assert "worker_connections 4096;" in conf and "access_log off;" in conf
+    assert not (tmp_path / "nginx" / "access.log").exists()

@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any
 import pytest
 
 from lesson.driver import TIMEOUT, Proc, Procs, program, python_env
+from support.nginx import run_nginx
 
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
 
@@ -52,56 +50,12 @@ def c_env(c_programs: Path, **variables: str) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
-    end = time.monotonic() + TIMEOUT
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on port {port}")
-
-
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """nginx on a free loopback port, answering every request with a short body."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).exists():
-        pytest.skip("nginx is not installed")
-    tmp = tmp_path_factory.mktemp("nginx")
-    port = free_port()
-    (tmp / "nginx.conf").write_text(
-        "worker_processes 1;\n"
-        "events { worker_connections 64; }\n"
-        "http {\n  access_log off;\n"
-        f"  server {{ listen 127.0.0.1:{port}; "
-        'location / { return 200 "hello from nginx\\n"; } }\n}\n'
-    )
-    directives = f"daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log;"
-    proc = subprocess.Popen(
-        [binary, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", directives],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_listening(port, proc)
+    """nginx on a free loopback port, answering every request with a short body (the shared
+    starter, tests/support/nginx.py)."""
+    with run_nginx(tmp_path_factory.mktemp("nginx"), access_log=False) as port:
         yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass

@@ -207,9 +207,19 @@ class RunFacts:
         found = self.wire(kind, by)
         return found[0] if found else None
 
-    def first_with(self, flag: str) -> WireFact | None:
-        """The first segment carrying FIN (`fin`) or RST (`rst`), whatever else it carries."""
-        return next((w for w in self.segments if getattr(w.packet, flag)), None)
+    def first_with(self, flag: str, by: Role | None = None) -> WireFact | None:
+        """The first segment carrying FIN (`fin`) or RST (`rst`), whatever else it carries
+        (sent by `by`, when given)."""
+        return next(
+            (w for w in self.segments if getattr(w.packet, flag) and (by is None or w.by is by)),
+            None,
+        )
+
+    def first_end(self, by: Role) -> WireFact | None:
+        """The first segment `by` sent carrying FIN or RST: how that side began to end."""
+        return next(
+            (w for w in self.segments if w.by is by and (w.packet.fin or w.packet.rst)), None
+        )
 
     @property
     def first_fin(self) -> WireFact | None:

@@ -58,3 +58,10 @@ def add_jobs_option(parser: argparse.ArgumentParser) -> None:
 
 def speed_of(args: argparse.Namespace) -> float:
     return 1.0 if args.realtime else float(args.speed)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `lab` and `demo`: timing, --json, --acks."""
+    add_timing_options(parser)
+    parser.add_argument("--json", action="store_true", help="print the runs as JSON")
+    parser.add_argument("--acks", action="store_true", help="show pure ACKs in diagrams")

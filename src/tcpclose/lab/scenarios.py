@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from tcpclose.errors import UsageError
+
 Step = tuple[str, ...] | tuple[str, str, str, int]
 
 #: data1 and data2, each read by the server as its own message
@@ -161,3 +163,13 @@ CATALOG: tuple[Scenario, ...] = (
 )
 
 BY_NAME: dict[str, Scenario] = {s.name: s for s in CATALOG}
+
+
+def select_scenarios(names: list[str]) -> tuple[Scenario, ...]:
+    """The scenarios named, in the order given, once each; every scenario when none is named.
+
+    An unknown name is a usage error naming it."""
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise UsageError(f"unknown scenario {unknown[0]!r} (see tcpclose lab --list)")
+    return tuple(BY_NAME[n] for n in dict.fromkeys(names)) if names else CATALOG

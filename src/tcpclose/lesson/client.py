@@ -36,6 +36,7 @@ from tcpclose.lesson.common import (
     SetupError,
     Voice,
     error,
+    exit_closing,
     open_events,
     port_number,
     prepare_standard_streams,
@@ -275,8 +276,9 @@ def connect_and_run(options: ClientOptions, voice: Voice = "c") -> int:
         exc.report(PROGRAM, voice)  # prints the C line, or raises tcpclose's error
         return 1
     status = 1
+    client = GraceClient(options, log, stdin)
     try:
-        status = GraceClient(options, log, stdin).run()
+        status = client.run()
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else 1
     except SetupError as exc:
@@ -285,7 +287,7 @@ def connect_and_run(options: ClientOptions, voice: Voice = "c") -> int:
     except KeyboardInterrupt:
         status = 130
     finally:
-        log.emit("exit", status=status)
+        exit_closing(log, status, [client.sock])  # its FIN (or RST) leaves from the exit
         log.close()
     return status
 

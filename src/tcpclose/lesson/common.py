@@ -9,6 +9,8 @@ import os
 import signal
 import socket
 import sys
+import time
+from collections.abc import Sequence
 from typing import Any, Literal, NoReturn, TextIO
 
 from tcpclose.addresses import is_ip, looks_like_hostname, lookup
@@ -63,6 +65,23 @@ class ProgramEventLog(EventLog):
     def close(self) -> None:
         with contextlib.suppress(OSError):  # already reported by the emit() that failed
             super().close()
+
+
+def exit_closing(log: EventLog, status: int, sockets: Sequence[socket.socket | None]) -> None:
+    """What exit() does to the program's sockets, logged with the stamps that bracket it.
+
+    In C the kernel closes every descriptor at exit(); a connection still open then sends its
+    FIN (or RST, with unread data) from inside exit. Here the sockets are closed explicitly
+    (close(fd)) between `started_ns` and the `exit` record's own `t_ns`, so the FIN or RST they
+    send is attributed to the exit that sent it, not to whatever the program logged before.
+    Leaving them to the garbage collector would close them before the record or after it,
+    whenever the exception that ends the program lets go of them."""
+    started_ns = time.time_ns()
+    for sock in sockets:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+    log.emit("exit", status=status, started_ns=started_ns)
 
 
 def open_events(role: str, path: str | None) -> ProgramEventLog:

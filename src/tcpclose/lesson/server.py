@@ -31,6 +31,7 @@ from tcpclose.lesson.common import (
     SetupError,
     Voice,
     error,
+    exit_closing,
     family_of,
     open_events,
     port_number,
@@ -123,6 +124,7 @@ class GraceServer:
         self.log = log
         self.count = 0
         self.in_sigpipe_handler = False
+        self.conn: socket.socket | None = None  #: the one accepted connection
 
     def on_sigint(self, signum: int, frame: FrameType | None) -> None:
         # [signals] sig_int(): printf("\nreceived %d datagrams\n", count); exit(0);
@@ -188,6 +190,7 @@ class GraceServer:
         except OSError as exc:
             error(PROGRAM, 1, "accept failed ", exc.errno)
         listener.close()
+        self.conn = conn
         self.log.emit(
             "accepted",
             peer=peer[0],
@@ -236,15 +239,16 @@ def serve(options: ServerOptions, voice: Voice = "c") -> int:
         exc.report(PROGRAM, voice)  # prints the C line, or raises tcpclose's error
         return 1
     status: int = 1
+    server = GraceServer(options, log)
     try:
-        GraceServer(options, log).serve()
+        server.serve()
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else 1
     except SetupError as exc:
         status = int(exc.error.status) if voice == "tcpclose" else 1
         exc.report(PROGRAM, voice)  # prints the C line, or raises tcpclose's error
     finally:
-        log.emit("exit", status=status)
+        exit_closing(log, status, [server.conn])  # its FIN (or RST) leaves from the exit
         log.close()
     return status
 

@@ -21,7 +21,9 @@ Event names (the `event` field) and their own keys:
     abort      SO_LINGER {on, 0}, then close(): the kernel sends RST (started_ns)
     error      a call failed (call: bind|connect|read|write|shutdown, errno: its name, message)
     signal     a signal handler ran (signal)
-    exit       the program is about to exit (status); absent when a signal killed it
+    exit       the program is about to exit (status; started_ns: when the exit began, before
+               it closed the sockets still open, sending their FIN or RST); absent when a
+               signal killed it
 
 `started_ns` is when the call began: the segment a call makes leaves between its start and the
 event's own `t_ns`. The lab and the probe add events of their own on the same model:

@@ -8,5 +8,7 @@ Layout (sans-IO where it can be):
   verdict.py    facts -> Verdict -> exit class (pure functions, the documented tables)
   sockets.py    the probe itself: connect, send, shutdown/close/abort, read (the syscalls)
   report.py     results -> text and JSON (pure)
-  command.py    the `tcpclose probe` command: options, capture, repeat, output, exit status
+
+The `tcpclose probe` command (options, capture, repeat, output, exit status) is
+tcpclose.commands.probe.
 """

@@ -1,16 +1,20 @@
 """What one probe run observed, as plain data: the socket's view and, with capture, the packets'.
 
-Nothing here does I/O; `packet_facts` is a pure function of captured packets.
+Nothing here does I/O; `packet_facts` is a pure function of captured packets. The packets are
+read through the shared facts layer (`tcpclose.facts.RunFacts`, the probe as the client):
+`PacketFacts` is the probe's extension of those facts, not a second reading of the packets.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from tcpclose.facts import RunFacts
 from tcpclose.model.packet import Packet
+from tcpclose.model.timeline import Role, Timeline
 from tcpclose.probe.answer import AnswerSummary
 
 Endpoint = tuple[str, int]
@@ -183,6 +187,8 @@ class PacketFacts:
     peer_first_data_t: float | None = None
     #: answer bytes that arrived before our first FIN or RST (close mode: before close())
     peer_bytes_before_our_close: int = 0
+    #: the shared facts these were read from (None when built by hand); not in the JSON
+    run: RunFacts | None = field(default=None, compare=False, repr=False)
 
     @property
     def half_close_exercised(self) -> bool:
@@ -256,65 +262,69 @@ def _covers(ack: int, seq_end: int) -> bool:
 
 
 def packet_facts(packets: Iterable[Packet], local: Endpoint, peer: Endpoint) -> PacketFacts:
-    """Summarise one connection's packets from our side (`local`) and the server's (`peer`)."""
+    """Summarise one connection's packets from our side (`local`) and the server's (`peer`):
+    the shared run facts of its timeline (we are its client), read by `facts_of_run`."""
     mine = connection_packets(packets, local, peer)
-    our_close: str | None = None
-    our_close_t = peer_fin_t = peer_rst_t = our_rst_t = None
+    run = RunFacts.of(Timeline.build(mine, server=peer, client=local))
+    return facts_of_run(run)
+
+
+def facts_of_run(run: RunFacts) -> PacketFacts:
+    """The probe's packet facts, read from the shared RunFacts of one connection whose client
+    is us: our first FIN or RST, the server's first FIN and RST, our first RST and the answer
+    bytes before and after our close come straight from it. Only what is the probe's own is
+    computed here, from the segments' sequence numbers: whether our FIN rode on the request,
+    and whether the server's first reply acknowledged our FIN (the half-close was exercised).
+    """
+    us, server = Role.CLIENT, Role.SERVER
+    ours = run.first_end(us)
+    our_rst = run.first_with("rst", by=us)
+    peer_fin = run.first_with("fin", by=server)
+    peer_rst = run.first_with("rst", by=server)
+    syn = next((w for w in run.wire(by=us) if w.packet.syn), None)
+    #: the sequence number of our request's first byte (the end of our SYN)
+    request_start = syn.packet.seq_end if syn is not None else None
+    our_fin = ours if ours is not None and ours.packet.fin else None
+    peer_bytes = before = after = 0
     peer_first_reply_t = peer_first_data_t = None
-    our_fin_end: int | None = None
-    fin_with_request = False
     reply_acked: bool | None = None
-    request_start: int | None = None  #: the sequence number of our request's first byte
-    peer_bytes = after = before = 0
-    for p in mine:
-        if p.src_endpoint == local:
-            if p.syn and request_start is None:
-                request_start = p.seq_end
-            if our_close is None and (p.fin or p.rst):
-                our_close, our_close_t = ("RST" if p.rst else "FIN"), p.t
-                if p.fin:
-                    our_fin_end, fin_with_request = p.seq_end, p.length > 0
-            if p.rst and our_rst_t is None:
-                our_rst_t = p.t
-            continue
+    for w in run.wire(by=server):
+        p = w.packet
         peer_bytes += p.length
-        if our_close_t is not None:
+        if ours is not None and w.index > ours.index:
             after += p.length
         else:
             before += p.length
         if p.length and peer_first_data_t is None:
             peer_first_data_t = p.t
+        if peer_first_reply_t is not None or p.syn:
+            continue
         # A greeting sent before our request arrived (SMTP, FTP banners) answers nothing: a
         # data segment is an answer once it acknowledges at least one byte of the request.
-        answers_request = request_start is not None and _covers(p.ack, request_start + 1)
-        if (
-            peer_first_reply_t is None
-            and not p.syn
-            and (p.fin or p.rst or (p.length and answers_request))
-        ):
+        request_seen = request_start is not None and syn is not None and syn.index < w.index
+        answers_request = request_seen and _covers(p.ack, (request_start or 0) + 1)
+        if p.fin or p.rst or (p.length and answers_request):
             peer_first_reply_t = p.t
-            if our_fin_end is not None and p.has_ack:
-                reply_acked = _covers(p.ack, our_fin_end)
-            elif our_fin_end is not None and p.rst:
+            fin_end = our_fin.packet.seq_end if our_fin and our_fin.index < w.index else None
+            if fin_end is not None and p.has_ack:
+                reply_acked = _covers(p.ack, fin_end)
+            elif fin_end is not None and p.rst:
                 reply_acked = True  # an RST without ACK after our FIN was sent: its reply
             else:
                 reply_acked = False
-        if p.fin and peer_fin_t is None:
-            peer_fin_t = p.t
-        if p.rst and peer_rst_t is None:
-            peer_rst_t = p.t
     return PacketFacts(
-        packets=len(mine),
+        packets=len(run.segments),
         peer_bytes=peer_bytes,
         peer_bytes_after_our_close=after,
-        our_close=our_close,
-        our_close_t=our_close_t,
-        peer_fin_t=peer_fin_t,
-        peer_rst_t=peer_rst_t,
-        our_rst_t=our_rst_t,
-        fin_with_request=fin_with_request,
+        our_close=None if ours is None else ("RST" if ours.packet.rst else "FIN"),
+        our_close_t=None if ours is None else ours.packet.t,
+        peer_fin_t=None if peer_fin is None else peer_fin.packet.t,
+        peer_rst_t=None if peer_rst is None else peer_rst.packet.t,
+        our_rst_t=None if our_rst is None else our_rst.packet.t,
+        fin_with_request=our_fin is not None and our_fin.packet.length > 0,
         peer_first_reply_t=peer_first_reply_t,
         peer_reply_acked_our_fin=reply_acked,
         peer_first_data_t=peer_first_data_t,
         peer_bytes_before_our_close=before,
+        run=run,
     )

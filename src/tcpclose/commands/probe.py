@@ -18,6 +18,7 @@ from tcpclose.capture.frames import Frame
 from tcpclose.capture.pcapfile import write_pcap
 from tcpclose.classify import classify_packets
 from tcpclose.errors import InputError, NetworkError, UsageError, from_oserror
+from tcpclose.model.jsonshape import versioned
 from tcpclose.model.packet import Packet
 from tcpclose.model.timeline import Timeline
 from tcpclose.outputs import check_writable
@@ -543,7 +544,7 @@ def execute(args: argparse.Namespace) -> int:
     if options.pcap is not None:
         write_pcap(options.pcap, frames)
     if options.json:
-        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+        sys.stdout.write(json.dumps(versioned(report.to_json()), indent=2) + "\n")
         sys.stdout.flush()
     else:
         _write_text(report)

@@ -12,12 +12,12 @@ from rich.text import Text
 
 from tcpclose.argparsing import Parser
 from tcpclose.claims import judge_claims, needed_scenarios
-from tcpclose.lab.command import add_run_options
 from tcpclose.lab.jsonout import run_json
-from tcpclose.lab.options import speed_of
+from tcpclose.lab.options import add_run_options, speed_of
 from tcpclose.lab.present import experiment_block
 from tcpclose.lab.runner import run_many
 from tcpclose.lab.scenarios import BY_NAME
+from tcpclose.model.jsonshape import versioned
 from tcpclose.outputs import check_writable
 from tcpclose.render.columns import output_width, print_blocks, print_wrapped
 from tcpclose.render.console import progress, stdout_console
@@ -80,7 +80,9 @@ def execute(args: argparse.Namespace) -> int:
             runs, args.output, claims=claims, title="tcpclose demo: close or shutdown?"
         )
     if args.json:
-        doc = {"runs": [run_json(r) for r in runs], "report": str(report) if report else None}
+        doc = versioned(
+            {"runs": [run_json(r) for r in runs], "report": str(report) if report else None}
+        )
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return ExitStatus.OK

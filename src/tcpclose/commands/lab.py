@@ -10,23 +10,17 @@ from pathlib import Path
 
 from tcpclose.argparsing import Parser
 from tcpclose.capture.pcapfile import write_pcap
-from tcpclose.errors import UsageError, from_oserror
+from tcpclose.errors import from_oserror
 from tcpclose.lab.jsonout import run_json
-from tcpclose.lab.options import add_jobs_option, add_timing_options, speed_of
+from tcpclose.lab.options import add_jobs_option, add_run_options, speed_of
 from tcpclose.lab.present import run_text
 from tcpclose.lab.runner import LabRun, run_many
-from tcpclose.lab.scenarios import BY_NAME, CATALOG, Scenario
+from tcpclose.lab.scenarios import CATALOG, Scenario, select_scenarios
+from tcpclose.model.jsonshape import versioned
 from tcpclose.outputs import check_writable
 from tcpclose.render.console import progress, stdout_console
 from tcpclose.render.mermaid import render_mermaid
 from tcpclose.status import ExitStatus
-
-
-def add_run_options(parser: Parser) -> None:
-    """Options shared by `lab` and `demo`."""
-    add_timing_options(parser)
-    parser.add_argument("--json", action="store_true", help="print the runs as JSON")
-    parser.add_argument("--acks", action="store_true", help="show pure ACKs in diagrams")
 
 
 def configure(parser: Parser) -> None:
@@ -62,13 +56,6 @@ class LabOptions:
     mermaid: Path | None
     pcap: Path | None
     jobs: int
-
-
-def select_scenarios(names: list[str]) -> tuple[Scenario, ...]:
-    unknown = [n for n in names if n not in BY_NAME]
-    if unknown:
-        raise UsageError(f"unknown scenario {unknown[0]!r} (see tcpclose lab --list)")
-    return tuple(BY_NAME[n] for n in dict.fromkeys(names)) if names else CATALOG
 
 
 def output_path(base: Path, scenario: Scenario, many: bool) -> Path:
@@ -126,7 +113,7 @@ def run_lab(options: LabOptions) -> int:
         runs = run_many(options.scenarios, speed=options.speed, jobs=options.jobs)
     written = write_outputs(runs, options.mermaid, options.pcap)
     if options.json:
-        json.dump({"runs": [run_json(r) for r in runs]}, sys.stdout, indent=2)
+        json.dump(versioned({"runs": [run_json(r) for r in runs]}), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         console = stdout_console()

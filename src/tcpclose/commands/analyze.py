@@ -45,6 +45,7 @@ from tcpclose.analyze.textview import WorstRows, cells, hint, streamed_layout, w
 from tcpclose.analyze.timeline import render_timeline
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
 from tcpclose.errors import InputError, TcpcloseError, describe_oserror
+from tcpclose.model.jsonshape import SCHEMA_VERSION
 from tcpclose.status import ExitStatus
 
 #: exit status after SIGTERM (128 + 15, as a shell reports a process it ended)
@@ -345,7 +346,7 @@ def _mode(opts: Options, out: TextIO) -> _Mode:
             return text
 
         return _Mode(
-            '{"connections": [',
+            f'{{"schema_version": {SCHEMA_VERSION}, "connections": [',
             lambda row: json_line(row.number, json_row(row).split(", ", 1)[1]),
             lambda row: json_row(row).split(", ", 1)[1],
             json_line,

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from tcpclose.argparsing import Parser
 from tcpclose.claims.check import judge_claims, needed_scenarios
-from tcpclose.lab.command import select_scenarios
 from tcpclose.lab.jsonout import run_json
 from tcpclose.lab.options import add_jobs_option, add_timing_options, speed_of
 from tcpclose.lab.runner import run_many
-from tcpclose.lab.scenarios import BY_NAME
+from tcpclose.lab.scenarios import BY_NAME, select_scenarios
+from tcpclose.model.jsonshape import versioned
 from tcpclose.outputs import check_writable
 from tcpclose.render.console import progress
 from tcpclose.render.html import write_report
@@ -64,11 +64,13 @@ def execute(args: argparse.Namespace) -> int:
     claims = judge_claims(runs) if args.claims else None
     path = write_report(runs[: len(shown)], args.output, claims=claims)
     if args.json:
-        doc = {
-            "report": str(path),
-            "runs": [run_json(run) for run in runs[: len(shown)]],
-            "claims": None if claims is None else [claim.to_json() for claim in claims],
-        }
+        doc = versioned(
+            {
+                "report": str(path),
+                "runs": [run_json(run) for run in runs[: len(shown)]],
+                "claims": None if claims is None else [claim.to_json() for claim in claims],
+            }
+        )
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
