@@ -136,8 +136,6 @@ def json_of(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> dic
 #: do, the marker must go)
 NOT_YET: dict[str, str] = {
     "trace": "tcpclose.commands.trace prints no schema_version yet",
-    "drain": "tcpclose.commands.drain prints no schema_version yet",
-    "serve": "tcpclose.commands.serve prints no schema_version yet",
 }
 #: the lesson's programs print their dialogue, not JSON (their --events log is JSON lines)
 NO_JSON = {"server", "client"}

@@ -12,6 +12,7 @@ from types import FrameType
 
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
 from tcpclose.errors import UsageError, from_oserror
+from tcpclose.model.jsonshape import versioned
 from tcpclose.outputs import check_writable
 from tcpclose.probe.presets import PRESETS
 from tcpclose.status import ExitStatus
@@ -275,7 +276,7 @@ def execute(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise from_oserror(exc, f"cannot write {args.report}") from exc
     if args.json:
-        _write(json.dumps(to_json(run)) + "\n")
+        _write(json.dumps(versioned(to_json(run))) + "\n")
     else:
         _write(summary_text(run, diagrams=not args.no_diagrams))
         if args.report is not None:

@@ -8,6 +8,7 @@ from argparse import Namespace
 
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
 from tcpclose.errors import UsageError, from_oserror
+from tcpclose.model.jsonshape import versioned
 from tcpclose.serve import ServeOptions, ServeStats, serve
 from tcpclose.status import ExitStatus
 
@@ -82,7 +83,7 @@ def execute(args: Namespace) -> int:
     except OSError as exc:
         raise from_oserror(exc, f"cannot listen on {options.bind}:{options.port}") from exc
     if args.json:
-        _write(json.dumps(stats.to_json()) + "\n")
+        _write(json.dumps(versioned(stats.to_json())) + "\n")
     else:
         _write(
             f"tcpclose serve: stopped {stats.mode} in {stats.drain_seconds:.3f} s: "
