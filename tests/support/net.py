@@ -15,6 +15,7 @@ from pathlib import Path
 #: how long a server may take to listen on a loaded 2-core machine
 READY_DEADLINE = 30.0
 _LISTEN = "0A"  #: TCP_LISTEN in /proc/net/tcp's `st` column
+_ESTABLISHED = "01"  #: TCP_ESTABLISHED
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -25,9 +26,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def listening_ports() -> set[int]:
-    """Every TCP port in LISTEN state on this host (IPv4 and IPv6)."""
-    ports: set[int] = set()
+def _local_ports(state: str) -> list[int]:
+    """The local port of every TCP socket in `state` (IPv4 and IPv6), repeats included."""
+    ports: list[int] = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -35,9 +36,25 @@ def listening_ports() -> set[int]:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) > 3 and fields[3] == _LISTEN:
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+            if len(fields) > 3 and fields[3] == state:
+                ports.append(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
+
+
+def listening_ports() -> set[int]:
+    """Every TCP port in LISTEN state on this host (IPv4 and IPv6)."""
+    return set(_local_ports(_LISTEN))
+
+
+def wait_established(port: int, count: int = 1, deadline: float = READY_DEADLINE) -> None:
+    """Return once `count` connections to the local server `port` are established (the
+    server's side of each: local port `port`); RuntimeError after the deadline."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if _local_ports(_ESTABLISHED).count(port) >= count:
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"fewer than {count} connections to port {port} after {deadline:g} s")
 
 
 def wait_listening(

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
 from tcpclose.errors import UsageError, from_oserror
@@ -254,22 +252,15 @@ def _options(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     )
 
 
-def _interrupted(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def execute(args: argparse.Namespace) -> int:
     from tcpclose.drain.present import summary_text, to_json
     from tcpclose.drain.report import report_html
     from tcpclose.drain.run import run_drain
 
     options = _options(args)
-    # SIGTERM ends drain as Ctrl-C does: the finally clauses stop what it started.
-    previous = signal.signal(signal.SIGTERM, _interrupted)
-    try:
-        run = run_drain(options)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # SIGTERM raises Terminated (tcpclose.cli's sigterm_raises), as Ctrl-C raises
+    # KeyboardInterrupt: the finally clauses stop what drain started, then exit 143.
+    run = run_drain(options)
     if args.report is not None:
         try:
             args.report.write_text(report_html(run), encoding="utf-8")

@@ -30,7 +30,7 @@ from tcpclose.drain.processes import (
     signal_name,
 )
 from tcpclose.drain.records import RequestRecord, Tally
-from tcpclose.errors import NetworkError, TcpcloseError, from_oserror
+from tcpclose.errors import NetworkError, TcpcloseError, Terminated, from_oserror
 from tcpclose.status import ExitStatus
 
 READY_POLL = 0.02
@@ -135,6 +135,7 @@ class _Trigger:
         self.action = ""
         self.reloader: Supervised | None = None
         self.notes: list[str] = []
+        self.terminated = False  #: SIGTERM reached drain during the load
 
     def target_pid(self) -> int:
         if self.options.pid_file is not None:
@@ -191,11 +192,17 @@ async def _drive(load: LoadGenerator, trigger: _Trigger, at: float, after: float
 
     # Inside the loop a Python signal handler's exception would land in whatever callback
     # runs and be logged, not raised: SIGTERM cancels the run instead (Runner does the same
-    # for SIGINT), and run_drain turns the cancellation into KeyboardInterrupt.
+    # for SIGINT), and run_drain turns the cancellation into Terminated (or, for Ctrl-C,
+    # KeyboardInterrupt).
     task = asyncio.current_task()
     assert task is not None
     previous = signal.getsignal(signal.SIGTERM)
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+
+    def terminated() -> None:
+        trigger.terminated = True
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, terminated)
     try:
         await load.run(on_start=start)
     finally:
@@ -230,7 +237,7 @@ def run_drain(options: DrainOptions) -> DrainRun:
                 try:
                     runner.run(_drive(load, trigger, options.at, options.after))
                 except asyncio.CancelledError:
-                    raise KeyboardInterrupt from None
+                    raise (Terminated() if trigger.terminated else KeyboardInterrupt()) from None
             t_end = time.time()
             if trigger.at is None:
                 # Nothing was tested: never report "nothing lost" for it.
