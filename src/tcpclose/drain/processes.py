@@ -44,7 +44,9 @@ class Supervised:
         self.end: ProcessEnd | None = None
         self._log_file = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tcpclose.drain.supervisor", "--grace", str(grace), "--", *argv],
+            # -P: the caller's working directory stays off sys.path (no ./tcpclose imported)
+            [sys.executable, "-P", "-m", "tcpclose.drain.supervisor", "--grace", str(grace)]
+            + ["--", *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log_file,
