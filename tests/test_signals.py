@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from lesson.driver import python_env
+from support.net import free_port
 from tcpclose.model.event import read_events
 from tcpclose.status import ExitStatus
 
@@ -281,6 +284,61 @@ def test_sigkill_children_end_by_themselves_and_the_next_run_sweeps(
     # The next run in the same temp directory removes them.
     done = subprocess.run(
         tcpclose_argv("lab", "close"),
+        capture_output=True,
+        env=python_env(TMPDIR=str(run.tmpdir)),
+        timeout=RUN_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert sorted(p.name for p in run.tmpdir.iterdir()) == []
+
+
+# --- drain: its own children (a supervisor, the server, tcpdump) ---------------------------
+
+
+def _cmdlines(run: Run) -> list[bytes]:
+    return [_read(f"/proc/{pid}/cmdline").replace(b"\0", b" ") for pid in run.look()]
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_drain_leaves_nothing_behind(signum: int, watched) -> None:  # type: ignore[no-untyped-def]
+    """Mid-run (the server accepts, tcpdump captures): SIGTERM cleans up (130, as drain
+    documents); after SIGKILL the server, its supervisor and tcpdump end by themselves, and
+    the temp directory left is the killed pid's, removed by the next drain."""
+    port = free_port()
+    serve = tcpclose_argv("serve", "--port", str(port))
+    target = f"127.0.0.1:{port}"
+    run = watched("drain", "--target", target, "--at", "60", "--after", "1", "--", *serve)
+    run.start()
+    capturing = shutil.which("tcpdump") is not None
+    run.wait_until(
+        "the server accepting and tcpdump capturing",
+        lambda: _accepts(port) and (not capturing or any(b"tcpdump" in c for c in _cmdlines(run))),
+    )
+    assert run.proc is not None
+    killed_pid = run.proc.pid
+    run.proc.send_signal(signum)
+    status = run.proc.wait(RUN_TIMEOUT)
+    wait_no_process_left(run)
+    assert_no_listening_socket(run)
+    left = sorted(p.name for p in run.tmpdir.iterdir())
+    if signum == signal.SIGTERM:
+        assert (status, run.stderr.splitlines()[-1]) == (130, b"tcpclose: interrupted")
+        assert left == []
+        return
+    assert status == -signal.SIGKILL
+    assert all(name.startswith(f"tcpclose-drain-{killed_pid}-") for name in left), left
+    port = free_port()
+    again = [*tcpclose_argv("drain", "--target", f"127.0.0.1:{port}", "--at", "0.2")]
+    again += ["--after", "0.2", "--", *tcpclose_argv("serve", "--port", str(port))]
+    done = subprocess.run(
+        again,
         capture_output=True,
         env=python_env(TMPDIR=str(run.tmpdir)),
         timeout=RUN_TIMEOUT,

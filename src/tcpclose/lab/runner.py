@@ -31,8 +31,9 @@ STEP_TIMEOUT = 20.0
 
 #: each run's private directory is TEMP_PREFIX<pid>-<scenario>-XXXXXXXX under the temp directory
 TEMP_PREFIX = "tcpclose-lab-"
-#: the temp directories a tcpclose killed by SIGKILL left: its own runs' and its tcpdumps'
-_LEFT_BEHIND = re.compile(r"tcpclose-(?:lab|tcpdump)-(\d+)-")
+#: the temp directories a tcpclose killed by SIGKILL left: its lab runs', its tcpdumps' and
+#: its drain runs'
+_LEFT_BEHIND = re.compile(r"tcpclose-(?:lab|tcpdump|drain)-(\d+)-")
 
 
 class LabError(TcpcloseError):
