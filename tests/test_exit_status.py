@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from lesson.driver import python_env
+from probe.test_endpoints import Endpoint, close_on_eof, reset_on_eof, silent
 from tcpclose import docs
 from tcpclose.probe.verdict import ProbeExit
 from tcpclose.status import ExitStatus
@@ -288,3 +290,47 @@ def test_a_status_is_an_int_for_sys_exit() -> None:
         timeout=TIMEOUT,
     )
     assert done.returncode == 5
+
+
+# --- the probe's own statuses, one per verdict class --------------------------------------
+
+
+def answer_by_half_close(conn: socket.socket, _n: int) -> None:
+    """Answers differently whether the client half-closed after its request: the control
+    (no half-close) gets `plain`, the probe's run `after-fin`. The control's wait for a FIN is
+    a decision, not a test delay: the probe sends its FIN right after the request."""
+    conn.recv(4096)
+    readable, _, _ = select.select([conn], [], [], FIN_WAIT)
+    half_closed = bool(readable) and conn.recv(4096) == b""
+    conn.sendall(b"after-fin\n" if half_closed else b"plain\n")
+    conn.close()
+
+
+#: how long the answer_by_half_close endpoint waits for the probe's FIN
+FIN_WAIT = 3.0
+
+PROBE_CASES = {
+    ProbeExit.CLOSED_WITHOUT_ANSWER: close_on_eof,
+    ProbeExit.RESET: reset_on_eof,
+    ProbeExit.HANG: silent,
+    ProbeExit.ANSWER_CHANGED: answer_by_half_close,
+}
+
+
+@pytest.mark.parametrize(
+    "expected", list(PROBE_CASES), ids=[f"status_{int(e)}" for e in PROBE_CASES]
+)
+def test_probe_status_per_verdict_class(expected: ProbeExit) -> None:
+    """A purpose-built endpoint per class (tests/probe/test_endpoints.py has the rest, 13
+    with --repeat); here `tcpclose probe` runs as a real process."""
+    endpoint = Endpoint(PROBE_CASES[expected])
+    try:
+        # the control (the request without half-close) is needed to see a changed answer only
+        control = [] if expected is ProbeExit.ANSWER_CHANGED else ["--no-control"]
+        timeout = "2" if expected is ProbeExit.HANG else "15"
+        target = f"127.0.0.1:{endpoint.port}"
+        done = tcpclose("probe", target, "--preset", "echo", "--timeout", timeout, *control)
+    finally:
+        endpoint.close()
+    assert done.returncode == expected, (done.stdout, done.stderr)
+    assert b"Traceback" not in done.stderr
