@@ -13,6 +13,7 @@ on sys.path), and (lab-backed commands) its working directory is not the caller'
 from __future__ import annotations
 
 import http.server
+import os
 import subprocess
 import sys
 import threading
@@ -119,9 +120,18 @@ def watch_children(
 
     def poll() -> None:
         while not stop.is_set():
-            for pid, cwd in processes_with(token).items():
-                if pid not in seen and (argv := _cmdline(pid)):
-                    seen[pid] = (argv, cwd)
+            for pid in processes_with(token):
+                # A child seen between fork() and exec() still shows its parent's command
+                # line and may not have changed directory yet: each sighting replaces the
+                # last, and counts only when the command line is the same either side of the
+                # cwd read (so the cwd belongs to that program).
+                before = _cmdline(pid)
+                try:
+                    cwd: Path | None = Path(os.readlink(f"/proc/{pid}/cwd"))
+                except OSError:
+                    cwd = None
+                if before and before == _cmdline(pid):
+                    seen[pid] = (before, cwd)
             time.sleep(0.005)
 
     thread = threading.Thread(target=poll, daemon=True)
