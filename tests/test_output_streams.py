@@ -308,4 +308,6 @@ def test_graceclient_treats_its_stdout_as_the_c_original(
         status, err = finish(start(argv, stdout, tmp_path, stdin=typed.fileno()), TIMEOUT)
     assert (status, err) == GRACECLIENT[stdout]
     if stdout != "broken-pipe":  # the dialogue itself went as usual
-        assert [e.event for e in read_events(events)][-3:] == ["received", "eof", "exit"]
+        names = [e.event for e in read_events(events)]
+        # The answer may arrive before or after the client half-closes on stdin's EOF.
+        assert "received" in names and names[-2:] == ["eof", "exit"], names
