@@ -26,7 +26,7 @@ from tcpclose.outputs import (
     open_missing_standard_fds,
     silence_stdout,
 )
-from tcpclose.status import ExitStatus
+from tcpclose.status import ExitStatus, overview_lines
 
 #: command name -> (module, one-line help). The table is the single source of `--help`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -51,9 +51,7 @@ def _overview() -> str:
         "usage: tcpclose COMMAND [options]\n\n"
         "See how TCP connections end: graceful half-close or brutal close, from real packets.\n\n"
         f"commands:\n{rows}\n\n"
-        "`tcpclose COMMAND --help` tells more. Exit statuses: 0 ok, 1 failure, 2 usage, "
-        "3 network, 4 permission, 5 file (unreadable, not a capture, unwritable), "
-        "6 address in use, 130 interrupted, 141 broken pipe, 143 terminated.\n"
+        "`tcpclose COMMAND --help` tells more.\n\n" + overview_lines()
     )
 
 

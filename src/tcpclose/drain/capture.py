@@ -7,6 +7,7 @@ through the analyser's reader (`tcpclose.analyze.read_connections`).
 
 from __future__ import annotations
 
+import os
 import select
 import shutil
 import signal
@@ -45,7 +46,12 @@ class RunCapture:
         if binary is None:
             self.note = "tcpdump is not installed: no capture, no causes"
             return
-        argv = [binary, "-i", interface, "-n", "-s", str(SNAPLEN), "-B", str(BUFFER_KIB)]
+        # The kernel SIGTERMs tcpdump if drain dies, even by SIGKILL (`setpriv --pdeathsig`);
+        # `-Z root` keeps it from changing user, which would clear that parent-death signal.
+        setpriv = shutil.which("setpriv")
+        argv = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+        argv += [binary, *(["-Z", "root"] if os.geteuid() == 0 else [])]
+        argv += ["-i", interface, "-n", "-s", str(SNAPLEN), "-B", str(BUFFER_KIB)]
         argv += ["--time-stamp-precision=nano", "-w", str(path), f"tcp port {port}"]
         self.proc = subprocess.Popen(
             argv,

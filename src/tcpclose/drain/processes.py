@@ -43,8 +43,10 @@ class Supervised:
         self.log = log
         self.end: ProcessEnd | None = None
         self._log_file = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        # -P: the caller's working directory stays off sys.path (no ./tcpclose imported)
+        supervisor = [sys.executable, "-P", "-m", "tcpclose.drain.supervisor"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tcpclose.drain.supervisor", "--grace", str(grace), "--", *argv],
+            [*supervisor, "--grace", str(grace), "--", *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log_file,

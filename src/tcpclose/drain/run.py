@@ -31,6 +31,7 @@ from tcpclose.drain.processes import (
 )
 from tcpclose.drain.records import RequestRecord, Tally
 from tcpclose.errors import NetworkError, TcpcloseError, Terminated, from_oserror
+from tcpclose.lab.runner import sweep_left_behind
 from tcpclose.status import ExitStatus
 
 READY_POLL = 0.02
@@ -212,7 +213,9 @@ async def _drive(load: LoadGenerator, trigger: _Trigger, at: float, after: float
 
 def run_drain(options: DrainOptions) -> DrainRun:
     """Run it all; raises TcpcloseError for what stops a run (the server never accepted...)."""
-    with tempfile.TemporaryDirectory(prefix="tcpclose-drain-") as tmp:
+    sweep_left_behind()  # the temp directories of a drain (or lab) killed by SIGKILL
+    # The pid in the name lets the next run remove it if this process is SIGKILLed.
+    with tempfile.TemporaryDirectory(prefix=f"tcpclose-drain-{os.getpid()}-") as tmp:
         workdir = Path(tmp)
         capture: RunCapture | None = None
         server: Supervised | None = None

@@ -1,6 +1,6 @@
 """The tiny supervisor between `tcpclose drain` and a server command it starts.
 
-    python -m tcpclose.drain.supervisor -- SERVER COMMAND...
+    python -P -m tcpclose.drain.supervisor -- SERVER COMMAND...
 
 Why it exists: the server must not outlive drain, however drain ends (an exception, SIGINT,
 SIGTERM, or SIGKILL, which no handler sees). The supervisor starts the server in a process

@@ -19,6 +19,7 @@ from tcpclose.lab.processes import Child, ProcessOutcome, allow_children, stop_a
 from tcpclose.lab.scenarios import Scenario
 from tcpclose.lab.verdicts import LabVerdict, judge
 from tcpclose.model.event import AppEvent, read_events
+from tcpclose.model.packet import Packet
 from tcpclose.model.timeline import Timeline
 
 #: lesson time scale by default: the server answers after 0.5 s instead of 5 s
@@ -31,8 +32,9 @@ STEP_TIMEOUT = 20.0
 
 #: each run's private directory is TEMP_PREFIX<pid>-<scenario>-XXXXXXXX under the temp directory
 TEMP_PREFIX = "tcpclose-lab-"
-#: the temp directories a tcpclose killed by SIGKILL left: its own runs' and its tcpdumps'
-_LEFT_BEHIND = re.compile(r"tcpclose-(?:lab|tcpdump)-(\d+)-")
+#: the temp directories a tcpclose killed by SIGKILL left: its lab runs', its tcpdumps' and
+#: its drain runs'
+_LEFT_BEHIND = re.compile(r"tcpclose-(?:lab|tcpdump|drain)-(\d+)-")
 
 
 class LabError(TcpcloseError):
@@ -246,15 +248,24 @@ def run_scenario(
     server_endpoint = None
     if listening is not None:
         server_endpoint = (str(listening.get("address")), int(listening.get("port")))
+    packets = _of_the_run(capture.packets, server_endpoint)
     # The clock starts at the first packet (or the connection, without a capture).
-    starts = [p.t for p in capture.packets[:1]] + [
+    starts = [p.t for p in packets[:1]] + [
         e.t for e in events if e.event in ("connected", "accepted")
     ][:1]
     timeline = Timeline.build(
-        capture.packets, events, server=server_endpoint, start=min(starts) if starts else None
+        packets, events, server=server_endpoint, start=min(starts) if starts else None
     )
     verdict = judge(scenario, timeline, client, server)
     return LabRun(scenario, speed, timeline, client, server, capture, tuple(events), verdict)
+
+
+def _of_the_run(packets: Sequence[Packet], server: tuple[str, int] | None) -> list[Packet]:
+    """The packets to or from the run's server. The capture filter names ports only, so other
+    loopback traffic that happens to use the same port number (as a client's ephemeral port,
+    from another 127.x address) is captured too and must not reach the timeline."""
+    ours = [p for p in packets if server in (p.src_endpoint, p.dst_endpoint)]
+    return ours if ours else list(packets)  # no packet names it: the server's address differs
 
 
 def _alive(pid: int) -> bool:
