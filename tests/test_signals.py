@@ -308,8 +308,7 @@ def _accepts(port: int) -> bool:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_drain_leaves_nothing_behind(signum: int, watched) -> None:  # type: ignore[no-untyped-def]
-    """Mid-run (the server accepts, tcpdump captures): SIGTERM cleans up (130, as drain
-    documents); after SIGKILL the server, its supervisor and tcpdump end by themselves, and
+    """Mid-run (the server accepts, tcpdump captures): SIGTERM cleans up (143); after SIGKILL the server, its supervisor and tcpdump end by themselves, and
     the temp directory left is the killed pid's, removed by the next drain."""
     port = free_port()
     serve = tcpclose_argv("serve", "--port", str(port))
@@ -329,7 +328,7 @@ def test_drain_leaves_nothing_behind(signum: int, watched) -> None:  # type: ign
     assert_no_listening_socket(run)
     left = sorted(p.name for p in run.tmpdir.iterdir())
     if signum == signal.SIGTERM:
-        assert (status, run.stderr.splitlines()[-1]) == (130, b"tcpclose: interrupted")
+        assert (status, run.stderr.splitlines()[-1]) == (143, b"tcpclose: terminated")
         assert left == []
         return
     assert status == -signal.SIGKILL

@@ -168,7 +168,7 @@ def exit_statuses_page() -> str:
         "from one of the command ([trace.md](trace.md)).\n\n"
         "## Ending a run: Ctrl-C, SIGTERM, SIGKILL\n\n"
         "`lab`, `demo`, `claims`, `report` and `drain` run programs of their own. Ctrl-C "
-        "(130) and SIGTERM (143; `drain` exits 130 for both) end every one of them and remove "
+        "(130) and SIGTERM (143) end every one of them and remove "
         "the run's temp directories before tcpclose exits. SIGKILL runs no handler: each "
         "program then ends by itself (the lab's asked the kernel for a parent-death signal "
         "at start-up, `tcpclose.lifeline`; drain's server is ended by its supervisor, which "

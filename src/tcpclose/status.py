@@ -101,8 +101,7 @@ class ExitStatus(enum.IntEnum):
         143,
         "terminated",
         "ended by SIGTERM (128 + 15); children ended and temp directories removed first",
-        "every command, except `drain` (its clean-up ends in 130, as Ctrl-C's does) and "
-        "`trace -p` (SIGTERM detaches: 0)",
+        "every command, except `trace -p` (SIGTERM detaches: 0)",
     )
 
 
