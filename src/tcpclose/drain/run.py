@@ -136,7 +136,6 @@ class _Trigger:
         self.action = ""
         self.reloader: Supervised | None = None
         self.notes: list[str] = []
-        self.terminated = False  #: SIGTERM reached drain during the load
 
     def target_pid(self) -> int:
         if self.options.pid_file is not None:
@@ -180,7 +179,9 @@ class _Trigger:
             self.notes.append(str(exc))
 
 
-async def _drive(load: LoadGenerator, trigger: _Trigger, at: float, after: float) -> None:
+async def _drive(
+    load: LoadGenerator, trigger: _Trigger, at: float, after: float, stop: _SignalStop
+) -> None:
     loop = asyncio.get_running_loop()
 
     def start() -> None:
@@ -191,24 +192,44 @@ async def _drive(load: LoadGenerator, trigger: _Trigger, at: float, after: float
         else:
             loop.call_later(at, trigger.fire, load)
 
-    # Inside the loop a Python signal handler's exception would land in whatever callback
-    # runs and be logged, not raised: SIGTERM cancels the run instead (Runner does the same
-    # for SIGINT), and run_drain turns the cancellation into Terminated (or, for Ctrl-C,
-    # KeyboardInterrupt).
-    task = asyncio.current_task()
-    assert task is not None
-    previous = signal.getsignal(signal.SIGTERM)
+    stop.task = asyncio.current_task()
+    if stop.received is not None:  # a signal came between the loop's start and this task's
+        raise asyncio.CancelledError
+    await load.run(on_start=start)
 
-    def terminated() -> None:
-        trigger.terminated = True
-        task.cancel()
 
-    loop.add_signal_handler(signal.SIGTERM, terminated)
-    try:
-        await load.run(on_start=start)
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)  # which sets SIG_DFL: put back the caller's
-        signal.signal(signal.SIGTERM, previous)
+class _SignalStop:
+    """SIGINT or SIGTERM while the loop runs: end the load, cancel the run.
+
+    A Python signal handler's exception raised inside the loop lands in whatever callback
+    runs, and asyncio logs and swallows every BaseException there but KeyboardInterrupt and
+    SystemExit - `Terminated` included, so drain would run on to its end. The loop's own
+    handlers (`add_signal_handler`: the signal is written to a wakeup fd that the loop
+    reads) are installed before the loop runs, for the whole of it, and replace
+    asyncio.Runner's Ctrl-C handling. The workers' deadline is set to the past as well, so
+    that a worker that misses the cancellation (asyncio.wait_for in Python 3.11 can swallow
+    one that races its result) still leaves its loop at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, load: LoadGenerator) -> None:
+        self.load = load
+        self.task: asyncio.Task[None] | None = None
+        self.received: signal.Signals | None = None
+
+    def __call__(self, signum: signal.Signals) -> None:
+        if self.received is None:
+            self.received = signum
+        self.load.stop_at = 0.0
+        if self.task is not None:
+            self.task.cancel()
+
+    def raise_if_received(self) -> None:
+        """Terminated for SIGTERM (exit 143), KeyboardInterrupt for SIGINT (exit 130)."""
+        if self.received is signal.SIGTERM:
+            raise Terminated()
+        if self.received is signal.SIGINT:
+            raise KeyboardInterrupt()
 
 
 def run_drain(options: DrainOptions) -> DrainRun:
@@ -236,11 +257,22 @@ def run_drain(options: DrainOptions) -> DrainRun:
             load = LoadGenerator(options.load)
             t0 = time.time()
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                event_loop = type(runner.get_loop()).__module__.split(".")[0]
+                loop = runner.get_loop()
+                event_loop = type(loop).__module__.split(".")[0]
+                stop = _SignalStop(load)
+                previous = {signum: signal.getsignal(signum) for signum in stop.SIGNALS}
+                for signum in stop.SIGNALS:
+                    loop.add_signal_handler(signum, stop, signum)
                 try:
-                    runner.run(_drive(load, trigger, options.at, options.after))
+                    runner.run(_drive(load, trigger, options.at, options.after, stop))
                 except asyncio.CancelledError:
-                    raise (Terminated() if trigger.terminated else KeyboardInterrupt()) from None
+                    stop.raise_if_received()
+                    raise
+                finally:
+                    for signum, handler in previous.items():
+                        loop.remove_signal_handler(signum)  # sets SIG_DFL: put back ours
+                        signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+                stop.raise_if_received()
             t_end = time.time()
             if trigger.at is None:
                 # Nothing was tested: never report "nothing lost" for it.
