@@ -266,3 +266,49 @@ def test_an_accepted_socket_whose_inodes_were_never_looked_up_is_tcp() -> None:
     ref = track(parse_lines(lines)).refs[0]
     assert ref.accepted_by_us and ref.remote == ("127.0.0.1", 35534) and ref.local is None
     assert [e.event for e in ref.events] == ["accepted", "received", "exit"]
+
+
+#: strace 6.1's lines for the C program tests/trace/bytes_moved.c (`-y`, inodes resolved)
+MOVED = [
+    "7 1.0 sendmmsg(4<socket:[63628]>, [{msg_hdr={msg_name=NULL, msg_namelen=0, "
+    'msg_iov=[{iov_base="one", iov_len=3}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, '
+    'msg_len=3}, {msg_hdr={msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="two", '
+    "iov_len=3}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=3}, {msg_hdr={"
+    'msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="three", iov_len=5}], msg_iovlen=1, '
+    "msg_controllen=0, msg_flags=0}, msg_len=5}], 3, 0) = 3 <0.000020>",
+    "7 1.1 recvmmsg(5<socket:[63629]>, [{msg_hdr={msg_name=NULL, msg_namelen=0, "
+    'msg_iov=[{iov_base="onetwothree", iov_len=64}], msg_iovlen=1, msg_controllen=0, '
+    "msg_flags=0}, msg_len=11}], 2, MSG_WAITFORONE, NULL) = 1 <0.000010>",
+    "7 1.2 splice(5<socket:[63629]>, NULL, 6<pipe:[63632]>, NULL, 6, 0) = 6 <0.000010>",
+    "7 1.3 splice(3<pipe:[63632]>, NULL, 5<socket:[63629]>, NULL, 6, 0) = 6 <0.000010>",
+    "7 1.4 splice(3<pipe:[63632]>, [0] => [6], 5<socket:[63629]>, NULL, 6, 0) = 6 <0.0001>",
+    "7 1.5 sendfile(5<socket:[63629]>, 7</tmp/f.txt>, [0] => [4053], 4053) = 4053 <0.0001>",
+    "7 1.6 recvmmsg(4<socket:[63628]>, [{msg_hdr={msg_name=NULL, msg_namelen=0, "
+    'msg_iov=[{iov_base="", iov_len=64}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, '
+    "msg_len=0}], 2, MSG_WAITFORONE, NULL) = 1 <0.000010>",
+]
+
+
+def test_multi_message_calls_splice_and_sendfile_count_bytes() -> None:
+    names = {
+        63628: SocketName(63628, ("127.0.0.1", 40000), ("127.0.0.1", 40001)),
+        63629: SocketName(63629, ("127.0.0.1", 40001), ("127.0.0.1", 40000)),
+    }
+    tracker = SocketTracker(names)
+    for record in parse_lines(MOVED):
+        tracker.feed(record)
+    client, server = tracker.refs
+    moved = [
+        (e.event, e.fields.get("bytes"), e.fields.get("data"), e.fields["text"])
+        for ref in (client, server)
+        for e in ref.events
+    ]
+    assert moved == [
+        ("sent", 11, "onetwothree", "sendmmsg() = 3 (11 bytes)"),
+        ("eof", None, None, "recvmmsg() = 1 (EOF)"),
+        ("received", 11, "onetwothree", "recvmmsg() = 1 (11 bytes): onetwothree"),
+        ("received", 6, None, "splice() = 6"),
+        ("sent", 6, None, "splice() = 6"),
+        ("sent", 6, None, "splice() = 6"),
+        ("sent", 4053, None, "sendfile() = 4053"),
+    ]

@@ -56,7 +56,18 @@ def _resolve_unnamed(ref: SocketRef, packets: Sequence[Packet]) -> None:
     if ref.local is not None or ref.remote is None:
         return
     if ref.accepted_by_us:
-        got = next((p for p in packets if p.src_endpoint == ref.remote), None)
+        # The same port may be a client of other connections too (the kernel reuses a local
+        # port toward other addresses): the SYN that accept() answered is the last one from
+        # the peer before accept() returned; a connection accepted before an attach has none.
+        syns = [
+            p
+            for p in packets
+            if p.syn
+            and not p.has_ack
+            and p.src_endpoint == ref.remote
+            and (ref.accepted_ns is None or p.t * 1e9 <= ref.accepted_ns + END_SLACK_NS)
+        ]
+        got = syns[-1] if syns else next((p for p in packets if p.src_endpoint == ref.remote), None)
         if got is not None:
             ref.local = got.dst_endpoint
         return
