@@ -97,24 +97,32 @@ class TcpdumpCapture:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        """tcpdump says `listening on lo` on stderr once its filter is in place."""
+        """tcpdump says `listening on lo` on stderr once its filter is in place (after other
+        lines, such as `data link type LINUX_SLL2`). Read with os.read: a buffered readline()
+        could hold the second line while select() waits on an empty pipe."""
         assert self.proc.stderr is not None
+        fd = self.proc.stderr.fileno()
         deadline = time.monotonic() + READY_TIMEOUT
         said = ""
+        pending = b""
         while (remaining := deadline - time.monotonic()) > 0:
             # select() first: a tcpdump that neither speaks nor exits must not block us.
-            readable, _, _ = select.select([self.proc.stderr], [], [], min(remaining, 0.1))
+            readable, _, _ = select.select([fd], [], [], min(remaining, 0.1))
             if not readable:
                 if self.proc.poll() is not None:
                     break
                 continue
-            line = self.proc.stderr.readline()
-            if "listening on" in line:
-                return
-            if line.strip() and not said:  # the first line says why; the rest is detail
-                said = line.strip().removeprefix("tcpdump: ")
-            elif not line:  # end of its stderr: it exited
+            chunk = os.read(fd, 4096)
+            if not chunk:  # end of its stderr: it exited
                 break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace").strip()
+                if "listening on" in line:
+                    return
+                if line and not said and "data link type" not in line:
+                    said = line.removeprefix("tcpdump: ")  # the first line says why
         self.proc.kill()
         self.proc.wait()
         self._dir.cleanup()
