@@ -116,7 +116,12 @@ def _heading(result: TraceResult) -> str:
     n = len(result.runs)
     capture = result.capture
     packets = sum(len(r.capture.packets) for r in result.runs)
-    where = capture.note if capture.note else f"{capture.method}, {packets} packets"
+    if capture.method == "none":
+        where = capture.note or "none"
+    else:
+        where = f"{capture.method}, {packets} packets" + (
+            f"; {capture.note}" if capture.note else ""
+        )
     return f"{what}\n{n} TCP connection{'s' if n != 1 else ''}; capture: {where}\n"
 
 

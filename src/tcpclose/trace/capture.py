@@ -128,10 +128,11 @@ class WideCapture:
                 if address[2] == PACKET_OUTGOING:
                     self._awaiting[twin] += 1
                     continue
-                if self._awaiting[twin] > 0:
-                    self._awaiting[twin] -= 1
-                    if self._pending is not None and self._pending[twin] > 0:
-                        self._pending[twin] -= 1
+                left = self._awaiting.pop(twin, 0) - 1
+                if left > 0:
+                    self._awaiting[twin] = left  # (no zero entries: a long trace would keep them)
+                if left >= 0 and self._pending is not None and self._pending.get(twin, 0) > 0:
+                    self._pending[twin] -= 1
             t_ns = time.time_ns()
             for level, kind, value in ancdata:
                 if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(value) >= 16:
