@@ -172,3 +172,22 @@ def test_without_cap_net_raw_trace_uses_a_tcpdump_that_may_capture(tmp_path: Pat
         ("server", "R", None),
     ], run["packets"]
     assert run["verdicts"]["first_rst"]["after"] == "close() with SO_LINGER 0"
+    # the text heading says how it captured, and why not with AF_PACKET
+    text = tmp_path / "trace.txt"
+    done = subprocess.run(
+        [
+            *_noroot_prefix(),
+            *program("tcpclose", "trace", "-o", str(text), "--"),
+            sys.executable,
+            str(script),
+        ],
+        capture_output=True,
+        env=env,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    heading = (
+        r"^1 TCP connection; capture: tcpdump on every interface \(no permission for "
+        r"AF_PACKET \(needs root or CAP_NET_RAW\)\); \d+ packets$"
+    )
+    assert re.search(heading, text.read_text(), re.M), text.read_text()

@@ -118,6 +118,8 @@ def _heading(result: TraceResult) -> str:
     packets = sum(len(r.capture.packets) for r in result.runs)
     if capture.method == "none":
         where = capture.note or "none"
+    elif capture.note and capture.note.startswith(capture.method):
+        where = f"{capture.note}; {packets} packets"  # `tcpdump on every interface (...)`
     else:
         where = f"{capture.method}, {packets} packets" + (
             f"; {capture.note}" if capture.note else ""
