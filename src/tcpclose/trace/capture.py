@@ -80,8 +80,10 @@ _IFF_UP = 0x1
 GRACE_SECONDS = 0.02
 #: frames read in one go by the reader thread before it looks whether to stop
 BUDGET = 2000
-#: loopback connections made at most to see the kernel stamp packets (see wait_for_kernel_stamps)
-PROBE_TRIES = 20
+#: loopback connections made at most to see the kernel stamp packets (see wait_for_kernel_stamps),
+#: for at most PROBE_SECONDS (the kernel's deferred work may wait for a loaded CPU)
+PROBE_TRIES = 200
+PROBE_SECONDS = 2.0
 #: at most this long, after the program ended, for lo's arriving copies of the packets it sent:
 #: they are queued to us by the receive softirq, which a loaded machine runs late (ksoftirqd)
 TWIN_WAIT = 5.0
@@ -220,11 +222,6 @@ def other_interfaces() -> list[tuple[str, bool]]:
     return found
 
 
-def ethernet_interfaces() -> list[str]:
-    """Interfaces other than lo that are up and carry Ethernet framing."""
-    return [name for name, cooked in other_interfaces() if not cooked]
-
-
 _NO_RAW = "no permission for AF_PACKET (needs root or CAP_NET_RAW)"
 
 
@@ -292,18 +289,21 @@ class TraceCapture:
 
     def wait_for_kernel_stamps(self) -> bool:
         """Wait until the kernel stamps packets as they pass (True), at most PROBE_TRIES
-        loopback connections.
+        loopback connections and PROBE_SECONDS.
 
         The first socket asking for timestamps turns them on through deferred work: until it
         ran, a packet is stamped only when it is read, which can be long after the call that
         sent it. A socket of the probe's own, read only after a loopback connection of ours
         was made between two clock readings, shows it: a SYN stamped before the second reading
         was stamped by the kernel as it passed (a stamp taken when read comes after it)."""
+        deadline = time.monotonic() + PROBE_SECONDS
         with _packet_socket("lo", cooked=False, blocking=True) as probe:
             for _ in range(PROBE_TRIES):
                 stamp, after = _probe_syn(probe)
                 if stamp is not None and stamp <= after:
                     return True
+                if time.monotonic() > deadline:
+                    break
         return False
 
     def stop(self) -> CaptureResult:
