@@ -160,6 +160,7 @@ def test_without_cap_net_raw_trace_uses_a_tcpdump_that_may_capture(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr.decode()
     doc = json.loads(out.read_text())
+    assert doc["trace"]["capture"]["method"] == "tcpdump"
     run = only_run(doc)
     assert run["capture"]["method"] == "tcpdump", run["capture"]
     assert "no permission for AF_PACKET" in (run["capture"]["note"] or "")

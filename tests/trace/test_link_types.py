@@ -20,6 +20,7 @@ from tcpclose.capture.frames import (
     LINKTYPE_RAW,
     PACKET_OUTGOING,
     Frame,
+    once_per_packet,
     parse_frame,
     to_ethernet,
 )
@@ -123,3 +124,24 @@ def test_cooked_arp_is_not_a_packet() -> None:
     unframed = to_ethernet(LINKTYPE_LINUX_SLL2, sll2(b"\0" * 28, 2, protocol=0x0806))
     assert unframed is not None
     assert parse_frame(Frame(1, unframed.data)) is None
+
+
+def _ethernet(packet: bytes, mac: bytes = b"\x02" * 6) -> bytes:
+    return mac + mac + b"\x08\x00" + packet
+
+
+def test_a_packet_seen_on_two_interfaces_counts_once() -> None:
+    """A bridge and its port both see a packet, with the same bytes, microseconds apart."""
+    ip = ipv4_segment()
+    seen: list[tuple[Frame, object]] = [
+        (Frame(1_000_000, _ethernet(ip)), "veth0"),
+        (Frame(1_000_050, _ethernet(ip)), "br0"),  # the bridge's copy
+        (Frame(1_000_900, bytes(12) + b"\x08\x00" + ip), "tun0"),  # cooked: other header
+        (Frame(9_000_000, _ethernet(ip)), "br0"),  # 8 ms later: another packet
+        (Frame(9_000_010, _ethernet(ip)), "br0"),  # the same interface: kept
+    ]
+    kept = once_per_packet(reversed(seen))  # in any order: by time
+    assert [f.t_ns for f in kept] == [1_000_000, 9_000_000, 9_000_010]
+    other = ipv4_segment(b"Hi, data2")
+    both = once_per_packet([(Frame(1, _ethernet(ip)), "a"), (Frame(2, _ethernet(other)), "b")])
+    assert len(both) == 2

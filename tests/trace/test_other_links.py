@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,15 +127,16 @@ client.close()
 """
 
 
-@pytest.mark.parametrize("method", ["af_packet", "tcpdump"])
-def test_a_conversation_over_tun_devices(
-    method: str, tun_pair: Namespaces, procs: Procs, tmp_path: Path
-) -> None:
+def converse(
+    spaces: Namespaces, server_address: str, method: str, procs: Procs, tmp_path: Path
+) -> tuple[str, dict[str, Any]]:
+    """The server in its namespace, the client traced in its own; (the server's port, the
+    trace's only run)."""
     need_strace()
     if method == "tcpdump" and shutil.which("tcpdump") is None:
         pytest.skip("tcpdump is not installed")
     netns = ["ip", "netns", "exec"]
-    server = procs.start([*netns, tun_pair.server, sys.executable, "-c", SERVER, SERVER_ADDRESS])
+    server = procs.start([*netns, spaces.server, sys.executable, "-c", SERVER, server_address])
     server.wait_output(b"\n")
     port = server.stdout.decode().strip()
     out = tmp_path / "trace.json"
@@ -149,20 +151,18 @@ def test_a_conversation_over_tun_devices(
         "from tcpclose.commands.trace import result_json\n"
         f"result = trace_command(sys.argv[2:], capture_methods=({method!r},))\n"
         "runs = list(enumerate(result.runs, start=1))\n"
-        "doc = result_json(result, runs)\n"
-        "doc['capture'] = {'method': result.capture.method, 'note': result.capture.note}\n"
-        "open(sys.argv[1], 'w').write(json.dumps(doc))\n"
+        "open(sys.argv[1], 'w').write(json.dumps(result_json(result, runs)))\n"
     )
     done = subprocess.run(
         [
             *netns,
-            tun_pair.client,
+            spaces.client,
             sys.executable,
             str(driver),
             str(out),
             sys.executable,
             str(client),
-            SERVER_ADDRESS,
+            server_address,
             port,
         ],
         capture_output=True,
@@ -172,22 +172,80 @@ def test_a_conversation_over_tun_devices(
     assert done.returncode == 0, done.stderr.decode()
     assert server.wait() == 0
     doc = json.loads(out.read_text())
-    assert doc["capture"]["method"] == method, doc["capture"]
+    assert doc["trace"]["capture"]["method"] == method, doc["trace"]["capture"]
     run = only_run(doc)
-    assert run["summary"].startswith(f"{CLIENT_ADDRESS}:")
-    assert run["summary"].endswith(f"-> {SERVER_ADDRESS}:{port}")
-    # each packet once (a retransmission, if the loaded machine made one, counts once)
-    assert list(dict.fromkeys(wire(run))) == [
-        ("client", "S", None),
-        ("server", "S", None),
-        ("client", "", "data1"),
-        ("server", "", "Hi, data1"),
-        ("server", "F", None),
-        ("client", "F", None),
-    ], run["packets"]
+    assert run["summary"].endswith(f"-> {server_address}:{port}")
     assert run["verdicts"]["first_fin"]["by"] == "server"
     assert [e["event"] for e in run["events"] if e["role"] == "client"][:3] == [
         "connected",
         "sent",
         "received",
     ]
+    return port, run
+
+
+CONVERSATION = [
+    ("client", "S", None),
+    ("server", "S", None),
+    ("client", "", "data1"),
+    ("server", "", "Hi, data1"),
+    ("server", "F", None),
+    ("client", "F", None),
+]
+
+
+@pytest.mark.parametrize("method", ["af_packet", "tcpdump"])
+def test_a_conversation_over_tun_devices(
+    method: str, tun_pair: Namespaces, procs: Procs, tmp_path: Path
+) -> None:
+    _port, run = converse(tun_pair, SERVER_ADDRESS, method, procs, tmp_path)
+    assert run["summary"].startswith(f"{CLIENT_ADDRESS}:")
+    # each packet once (a retransmission, if the loaded machine made one, counts once: this
+    # test's forwarder is a Python thread)
+    assert list(dict.fromkeys(wire(run))) == CONVERSATION, run["packets"]
+
+
+@pytest.fixture
+def bridged() -> Iterator[Namespaces]:
+    """The client's namespace holds a bridge with a veth port; the server's namespace the
+    veth's other end. Each packet passes the port and the bridge: captured twice."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: network namespaces")
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2's ip")
+    tag = f"{os.getpid() % 100000}"
+    spaces = Namespaces(f"tcpclose-bc{tag}", f"tcpclose-bs{tag}", f"tcb{tag}")
+    made: list[str] = []
+    try:
+        for space in (spaces.client, spaces.server):
+            _ip("netns", "add", space)
+            made.append(space)
+        port, peer = f"tcp{tag}", f"tcq{tag}"
+        _ip("-n", spaces.client, "link", "add", spaces.device, "type", "bridge")
+        _ip("-n", spaces.client, "link", "add", port, "type", "veth", "peer", "name", peer)
+        _ip("-n", spaces.client, "link", "set", peer, "netns", spaces.server)
+        _ip("-n", spaces.client, "link", "set", port, "master", spaces.device)
+        _ip("-n", spaces.client, "addr", "add", f"{BRIDGED_CLIENT}/24", "dev", spaces.device)
+        _ip("-n", spaces.server, "addr", "add", f"{BRIDGED_SERVER}/24", "dev", peer)
+        for space, devices in (
+            (spaces.client, (port, spaces.device, "lo")),
+            (spaces.server, (peer, "lo")),
+        ):
+            for device in devices:
+                _ip("-n", space, "link", "set", device, "up")
+        yield spaces
+    finally:
+        for space in made:
+            subprocess.run(["ip", "netns", "del", space], capture_output=True, timeout=TIMEOUT)
+
+
+BRIDGED_CLIENT, BRIDGED_SERVER = "10.202.0.1", "10.202.0.2"
+
+
+@pytest.mark.parametrize("method", ["af_packet", "tcpdump"])
+def test_a_packet_on_a_bridge_and_its_port_is_drawn_once(
+    method: str, bridged: Namespaces, procs: Procs, tmp_path: Path
+) -> None:
+    _port, run = converse(bridged, BRIDGED_SERVER, method, procs, tmp_path)
+    assert run["summary"].startswith(f"{BRIDGED_CLIENT}:")
+    assert wire(run) == CONVERSATION, run["packets"]

@@ -11,6 +11,7 @@ MACs and the same EtherType. Anything else is reported as skipped, never guessed
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import dpkt
@@ -143,3 +144,28 @@ def parse_frame(frame: Frame) -> Packet | None:
         length=max(length, len(payload)),
         payload=payload,
     )
+
+
+#: a packet seen on two interfaces (a bridge and its port, a bond and its slave) is the same
+#: packet when its bytes from the IP header on are equal and it was seen this close in time
+SAME_PACKET_NS = 1_000_000
+
+
+def once_per_packet(seen: Iterable[tuple[Frame, object]]) -> list[Frame]:
+    """Frames in time order, each packet once: a frame whose IP packet, byte for byte, was
+    already seen on another interface (the second item) within SAME_PACKET_NS is a copy of it.
+    On one interface identical frames are kept (a retransmission is another packet)."""
+    kept: list[Frame] = []
+    last: dict[int, tuple[int, object]] = {}
+    for frame, interface in sorted(seen, key=lambda pair: pair[0].t_ns):
+        key = hash(frame.data[14:])
+        before = last.get(key)
+        if (
+            before is not None
+            and before[1] != interface
+            and frame.t_ns - before[0] <= SAME_PACKET_NS
+        ):
+            continue
+        last[key] = (frame.t_ns, interface)
+        kept.append(frame)
+    return kept

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import dpkt
 
-from tcpclose.capture.frames import Frame, link_name, to_ethernet
+from tcpclose.capture.frames import Frame, link_name, once_per_packet, to_ethernet
 
 READY_TIMEOUT = 10.0
 SNAPLEN = 2048
@@ -162,9 +162,10 @@ class TcpdumpCapture:
 
     def _read_frames(self) -> list[Frame]:
         """The pcap file's frames as Ethernet ones, each packet once: the copy of a packet sent
-        on the loopback interface is dropped (its arriving copy is the one kept)."""
+        on the loopback interface is dropped (its arriving copy is the one kept), and so is a
+        packet seen again on another interface (a bridge and its port: `once_per_packet`)."""
         loopback = _loopback_index()
-        frames = []
+        frames: list[tuple[Frame, object]] = []
         with open(self.path, "rb") as f:
             reader = dpkt.pcap.Reader(f)
             link_type = reader.datalink()
@@ -182,8 +183,9 @@ class TcpdumpCapture:
                 )
                 if unframed.outgoing and on_loopback:
                     continue
-                frames.append(Frame(int(ts * 1_000_000_000), unframed.data))
-        return frames
+                frame = Frame(int(ts * 1_000_000_000), unframed.data)
+                frames.append((frame, unframed.ifindex))
+        return once_per_packet(frames)
 
 
 def _loopback_index() -> int | None:

@@ -174,6 +174,11 @@ def result_json(result: TraceResult, runs: list[tuple[int, LabRun]]) -> dict[str
             "exit_status": result.exit_status,
             "interrupted": result.interrupted,
             "connections": len(result.runs),
+            "capture": {
+                "method": result.capture.method,
+                "note": result.capture.note,
+                "dropped": result.capture.dropped,
+            },
             "processes": [
                 {
                     "pid": p.pid,

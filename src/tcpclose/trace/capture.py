@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from tcpclose.capture import CaptureResult, parse_frame
 from tcpclose.capture.bpf import ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, SNAPLEN, assemble
-from tcpclose.capture.frames import Frame, ethernet_header
+from tcpclose.capture.frames import Frame, ethernet_header, once_per_packet
 from tcpclose.capture.live import (
     ETH_P_ALL,
     MAX_FRAME,
@@ -329,13 +329,13 @@ class TraceCapture:
             return CaptureResult("none", self.note)
         if not self.kernel_stamps:
             notes.append("the kernel did not stamp packets as they passed: times are approximate")
-        frames: list[Frame] = []
+        seen: list[tuple[Frame, object]] = []
         dropped = 0
         for backend in self.backends:
             got, lost = backend.stop_now(until_ns)
-            frames.extend(got)
+            seen.extend((frame, backend.interface) for frame in got)
             dropped += lost
-        frames.sort(key=lambda frame: frame.t_ns)
+        frames = once_per_packet(seen)
         self.backends = []
         # Undecoded: most are other programs' segments; the traced ones are picked by port.
         return CaptureResult("af_packet", "; ".join(notes) or None, tuple(frames), (), dropped)
