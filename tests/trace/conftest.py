@@ -71,8 +71,25 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"nothing listening on port {port}")
 
 
+@dataclass
+class Nginx:
+    port: int
+    master: int  #: the master process's PID (its one worker is its child)
+
+    def worker(self) -> int:
+        children = Path(f"/proc/{self.master}/task/{self.master}/children").read_text().split()
+        assert len(children) == 1, children
+        return int(children[0])
+
+
 @pytest.fixture(scope="module")
-def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def nginx(nginx_server: Nginx) -> int:
+    """The test nginx's port."""
+    return nginx_server.port
+
+
+@pytest.fixture(scope="module")
+def nginx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     """nginx on a free loopback port, answering every request with a short body."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(binary).exists():
@@ -94,7 +111,7 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     )
     try:
         wait_listening(port, proc)
-        yield port
+        yield Nginx(port, proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

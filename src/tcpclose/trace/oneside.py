@@ -55,7 +55,12 @@ def _data(e: AppEvent) -> str:
     data = e.get("data")
     if data is None:
         return f"{e.get('bytes')} bytes"
-    return abbreviate(str(data).replace("\r", "\\r").replace("\n", "\\n"), 20)
+    return _shown(str(data))
+
+
+def _shown(text: str) -> str:
+    """Data as one short line: `GET / HTTP/1.1\\r\\nH…`."""
+    return abbreviate(text.replace("\r", "\\r").replace("\n", "\\n"), 20)
 
 
 def _client_wire(facts: RunFacts) -> list[str]:
@@ -64,13 +69,13 @@ def _client_wire(facts: RunFacts) -> list[str]:
     for w in facts.wire(by=Role.CLIENT):
         p = w.packet
         if p.length:
-            told.append(f"sent {abbreviate(w.data or f'{p.length} bytes', 20)}")
+            told.append(f"sent {_shown(w.data) if w.data else f'{p.length} bytes'}")
         if p.fin:
             told.append(f"FIN at {w.t * 1000:.1f} ms")
         if p.rst:
             answered = facts.segment(w.in_reply_to)
             if answered is not None and answered.packet.length:
-                what = abbreviate(answered.data or f"{answered.packet.length} bytes", 20)
+                what = _shown(answered.data or f"{answered.packet.length} bytes")
                 told.append(f"its kernel answered {what} with RST")
             else:
                 told.append(f"RST at {w.t * 1000:.1f} ms")
