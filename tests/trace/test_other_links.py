@@ -1,8 +1,8 @@
-"""A real capture on a link that is not Ethernet: two network namespaces joined by two tun
-devices (ARPHRD_NONE: raw IP, no link header), whose packets this test carries from one to the
-other. The traced client in one namespace talks to a server in the other; trace reads the tun
-device with an AF_PACKET SOCK_DGRAM socket (or tcpdump's cooked v2 frames) and draws the
-conversation as on loopback."""
+"""Real captures off loopback, in network namespaces the tests make: a link that is not
+Ethernet (two tun devices, ARPHRD_NONE: raw IP, no link header, whose packets this test carries
+from one to the other), read with an AF_PACKET SOCK_DGRAM socket or tcpdump's cooked v2 frames;
+and a bridge with a veth port, where each packet passes two interfaces and must be drawn once.
+The traced client in one namespace talks to a server in the other."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ IFF_NO_PI = 0x1000
 #: the forwarder carries at most this many packets (the test's conversation needs about 12)
 MAX_PACKETS = 1000
 CLIENT_ADDRESS, SERVER_ADDRESS = "10.201.0.1", "10.201.0.2"
+BRIDGED_CLIENT, BRIDGED_SERVER = "10.202.0.1", "10.202.0.2"
 
 
 @dataclass
@@ -237,9 +238,6 @@ def bridged() -> Iterator[Namespaces]:
     finally:
         for space in made:
             subprocess.run(["ip", "netns", "del", space], capture_output=True, timeout=TIMEOUT)
-
-
-BRIDGED_CLIENT, BRIDGED_SERVER = "10.202.0.1", "10.202.0.2"
 
 
 @pytest.mark.parametrize("method", ["af_packet", "tcpdump"])
