@@ -218,7 +218,7 @@ def test_several_connections_one_line_each_and_files(
     proc = procs.start(argv)
     assert proc.wait() == 0, proc.describe()
     text = out.read_text()
-    assert "2 TCP connections" in text
+    assert "2 TCP connections" in text, text
     assert sum(line.startswith("#") for line in text.splitlines()) == 2, text
     assert "(a diagram: --connection N)" in text
     assert (tmp_path / "t-1.mmd").read_text().startswith("sequenceDiagram")
