@@ -92,20 +92,19 @@ def _answers(facts: RunFacts) -> str | None:
     server_data = [w for w in facts.wire(by=Role.SERVER) if w.packet.length]
     if not all((w.data or "").startswith("Hi, ") for w in server_data):
         return None
-    refused = {
-        facts.segment(w.in_reply_to).index  # type: ignore[union-attr]
-        for w in facts.wire(by=Role.CLIENT)
-        if w.packet.rst and facts.segment(w.in_reply_to) is not None
-    }
-    first_rst = next((w.t for w in facts.wire(by=Role.CLIENT) if w.packet.rst), None)
+    client_rsts = [w for w in facts.wire(by=Role.CLIENT) if w.packet.rst]
+    refused = {w.in_reply_to for w in client_rsts if w.in_reply_to is not None}
+    first_rst = client_rsts[0].t if client_rsts else None
     reached, lost = [], []
     for message in messages:
         answer = f"Hi, {message}"
         sent = next((w for w in server_data if w.data == answer), None)
         if sent is None:
             lost.append(f"{answer} (never sent)")
-        elif sent.index in refused or (first_rst is not None and sent.t > first_rst):
+        elif sent.index in refused:
             lost.append(f"{answer} (the client's kernel answered it with RST)")
+        elif first_rst is not None and sent.t > first_rst:
+            lost.append(f"{answer} (sent after the client's RST)")
         else:
             reached.append(answer)
     n = len(messages)
