@@ -38,7 +38,6 @@ from tcpclose.capture.live import (
     ETH_P_ALL,
     MAX_FRAME,
     PACKET_OUTGOING,
-    RCVBUF,
     SCM_TIMESTAMPNS,
     SO_ATTACH_FILTER,
     SO_RCVBUFFORCE,
@@ -87,6 +86,9 @@ PROBE_SECONDS = 2.0
 #: at most this long, after the program ended, for lo's arriving copies of the packets it sent:
 #: they are queued to us by the receive softirq, which a loaded machine runs late (ksoftirqd)
 TWIN_WAIT = 5.0
+#: the wide capture's receive buffer: every TCP segment on the machine queues here while the
+#: reader thread waits for a loaded CPU (the lab's narrow capture needs 8 MiB)
+WIDE_RCVBUF = 32 * 1024 * 1024
 #: how long the probe waits for its own SYN
 PROBE_WAIT = 2.0
 
@@ -366,9 +368,9 @@ def _packet_socket(interface: str, cooked: bool, blocking: bool = False) -> sock
         sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, WIDE_RCVBUF)
         except PermissionError:  # without CAP_NET_ADMIN: take what the limit allows
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, WIDE_RCVBUF)
         sock.bind((interface, ETH_P_ALL))
         sock.setblocking(blocking)
     except BaseException:
