@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,12 +51,36 @@ def c_env(c_programs: Path, **variables: str) -> dict[str, str]:
     return env
 
 
+@dataclass
+class Nginx:
+    port: int
+    master: int  #: the master process's PID (its one worker is its child)
+
+    def worker(self) -> int:
+        children = Path(f"/proc/{self.master}/task/{self.master}/children").read_text().split()
+        assert len(children) == 1, children
+        return int(children[0])
+
+
 @pytest.fixture(scope="module")
-def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def nginx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     """nginx on a free loopback port, answering every request with a short body (the shared
-    starter, tests/support/nginx.py)."""
-    with run_nginx(tmp_path_factory.mktemp("nginx"), access_log=False) as port:
-        yield port
+    starter, tests/support/nginx.py), with its master's PID (nginx writes its pid file
+    around the time it starts listening: waited for)."""
+    tmp = tmp_path_factory.mktemp("nginx")
+    with run_nginx(tmp, access_log=False) as port:
+        pid_file = tmp / "nginx.pid"
+        end = time.monotonic() + TIMEOUT
+        while not (pid_file.exists() and pid_file.read_text().strip()):
+            assert time.monotonic() < end, "nginx wrote no pid file"
+            time.sleep(0.01)
+        yield Nginx(port, int(pid_file.read_text()))
+
+
+@pytest.fixture(scope="module")
+def nginx(nginx_server: Nginx) -> int:
+    """The test nginx's port."""
+    return nginx_server.port
 
 
 @dataclass

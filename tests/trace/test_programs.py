@@ -5,6 +5,8 @@ connections in one trace; the output files."""
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -12,9 +14,9 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from lesson.driver import Procs, program
+from lesson.driver import TIMEOUT, Procs, program
 
-from .conftest import calls, need_strace, only_run, start_trace, wire
+from .conftest import Nginx, calls, need_strace, only_run, start_trace, wire
 
 pytestmark = pytest.mark.slow
 
@@ -216,7 +218,7 @@ def test_several_connections_one_line_each_and_files(
     proc = procs.start(argv)
     assert proc.wait() == 0, proc.describe()
     text = out.read_text()
-    assert "2 TCP connections" in text
+    assert "2 TCP connections" in text, text
     assert sum(line.startswith("#") for line in text.splitlines()) == 2, text
     assert "(a diagram: --connection N)" in text
     assert (tmp_path / "t-1.mmd").read_text().startswith("sequenceDiagram")
@@ -237,3 +239,30 @@ def test_exit_status_passes_through(procs: Procs, tmp_path: Path) -> None:
     traced = start_trace(procs, tmp_path, "--", "sh", "-c", "exit 7")
     status, doc = traced.result()
     assert status == 7 and doc["trace"]["exit_status"] == 7
+
+
+def test_a_server_traced_alone_is_judged_on_its_calls_and_the_wire(
+    procs: Procs, tmp_path: Path, nginx_server: Nginx
+) -> None:
+    """Attach to nginx's worker, curl untraced: the verdict says what nginx did and what the
+    wire shows of curl, without a call of curl's."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    traced = start_trace(procs, tmp_path, "-p", str(nginx_server.worker()))
+    traced.proc.wait_output(b"tcpclose: tracing PID", stream="stderr")
+    done = subprocess.run(
+        ["curl", "-s", "-H", "Connection: close", f"http://127.0.0.1:{nginx_server.port}/"],
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
+    assert done.stdout == b"hello from nginx\n"
+    traced.proc.signal(signal.SIGINT)  # detach: nginx goes on
+    status, doc = traced.result()
+    assert status == 0
+    run = only_run(doc)
+    assert run["traced"] == ["server"]
+    conclusion = run["verdicts"]["conclusion"]
+    assert "\n" not in conclusion and "\r" not in conclusion
+    assert conclusion.startswith("the server (traced): read GET / HTTP/1.1\\r\\n"), conclusion
+    assert "; the wire shows the client (not traced): sent GET / HTTP/1.1\\r\\n" in conclusion
+    assert "answers" not in conclusion  # not the lesson's protocol: no answers to count

@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
+import socket
+
+import dpkt
 import pytest
 
+from tcpclose.capture import CaptureResult
+from tcpclose.capture.frames import Frame
 from tcpclose.trace.procnet import parse_proc_net_tcp
+from tcpclose.trace.runs import build_runs
 from tcpclose.trace.sockets import SocketName, SocketTracker, parse_socket_name, track
 from tcpclose.trace.strace import (
     ProcessEnded,
@@ -266,3 +272,86 @@ def test_an_accepted_socket_whose_inodes_were_never_looked_up_is_tcp() -> None:
     ref = track(parse_lines(lines)).refs[0]
     assert ref.accepted_by_us and ref.remote == ("127.0.0.1", 35534) and ref.local is None
     assert [e.event for e in ref.events] == ["accepted", "received", "exit"]
+
+
+#: strace 6.1's lines for the C program tests/trace/bytes_moved.c (`-y`, inodes resolved)
+MOVED = [
+    "7 1.0 sendmmsg(4<socket:[63628]>, [{msg_hdr={msg_name=NULL, msg_namelen=0, "
+    'msg_iov=[{iov_base="one", iov_len=3}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, '
+    'msg_len=3}, {msg_hdr={msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="two", '
+    "iov_len=3}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, msg_len=3}, {msg_hdr={"
+    'msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="three", iov_len=5}], msg_iovlen=1, '
+    "msg_controllen=0, msg_flags=0}, msg_len=5}], 3, 0) = 3 <0.000020>",
+    "7 1.1 recvmmsg(5<socket:[63629]>, [{msg_hdr={msg_name=NULL, msg_namelen=0, "
+    'msg_iov=[{iov_base="onetwothree", iov_len=64}], msg_iovlen=1, msg_controllen=0, '
+    "msg_flags=0}, msg_len=11}], 2, MSG_WAITFORONE, NULL) = 1 <0.000010>",
+    "7 1.2 splice(5<socket:[63629]>, NULL, 6<pipe:[63632]>, NULL, 6, 0) = 6 <0.000010>",
+    "7 1.3 splice(3<pipe:[63632]>, NULL, 5<socket:[63629]>, NULL, 6, 0) = 6 <0.000010>",
+    "7 1.4 splice(3<pipe:[63632]>, [0] => [6], 5<socket:[63629]>, NULL, 6, 0) = 6 <0.0001>",
+    "7 1.5 sendfile(5<socket:[63629]>, 7</tmp/f.txt>, [0] => [4053], 4053) = 4053 <0.0001>",
+    "7 1.6 recvmmsg(4<socket:[63628]>, [{msg_hdr={msg_name=NULL, msg_namelen=0, "
+    'msg_iov=[{iov_base="", iov_len=64}], msg_iovlen=1, msg_controllen=0, msg_flags=0}, '
+    "msg_len=0}], 2, MSG_WAITFORONE, NULL) = 1 <0.000010>",
+]
+
+
+def test_multi_message_calls_splice_and_sendfile_count_bytes() -> None:
+    names = {
+        63628: SocketName(63628, ("127.0.0.1", 40000), ("127.0.0.1", 40001)),
+        63629: SocketName(63629, ("127.0.0.1", 40001), ("127.0.0.1", 40000)),
+    }
+    tracker = SocketTracker(names)
+    for record in parse_lines(MOVED):
+        tracker.feed(record)
+    client, server = tracker.refs
+    moved = [
+        (e.event, e.fields.get("bytes"), e.fields.get("data"), e.fields["text"])
+        for ref in (client, server)
+        for e in ref.events
+    ]
+    assert moved == [
+        ("sent", 11, "onetwothree", "sendmmsg() = 3 (11 bytes)"),
+        ("eof", None, None, "recvmmsg() = 1 (EOF)"),
+        ("received", 11, "onetwothree", "recvmmsg() = 1 (11 bytes): onetwothree"),
+        ("received", 6, None, "splice() = 6"),
+        ("sent", 6, None, "splice() = 6"),
+        ("sent", 6, None, "splice() = 6"),
+        ("sent", 4053, None, "sendfile() = 4053"),
+    ]
+
+
+def _frame(t: float, sport: int, dport: int, flags: int, payload: bytes = b"") -> Frame:
+    tcp = dpkt.tcp.TCP(sport=sport, dport=dport, seq=1, ack=1, flags=flags, win=512)
+    tcp.data = payload
+    ip = dpkt.ip.IP(src=socket.inet_aton("127.0.0.1"), dst=socket.inet_aton("127.0.0.1"), p=6)
+    ip.data = tcp
+    ip.len = 20 + len(bytes(tcp))
+    eth = dpkt.ethernet.Ethernet(src=bytes(6), dst=bytes(6), type=0x0800, data=ip)
+    return Frame(int(t * 1e9), bytes(eth))
+
+
+def test_an_accepted_socket_is_the_connection_whose_syn_accept_answered() -> None:
+    """The kernel reuses a local port toward other addresses: the peer's port 45256 is also the
+    client of another program's connection to port 51285. The accepted socket (never looked up:
+    the program was too quick) is the one whose SYN came last before accept() returned."""
+    lines = [
+        "9 1.000 accept4(3<socket:[70]>, {sa_family=AF_INET, sin_port=htons(45256), "
+        'sin_addr=inet_addr("127.0.0.1")}, [16], SOCK_CLOEXEC) = 4<socket:[71]> <0.001>',
+        '9 1.100 recvfrom(4<socket:[71]>, "data1", 4096, 0, NULL, NULL) = 5 <0.000001>',
+        "9 1.200 +++ exited with 0 +++",
+    ]
+    tracker = SocketTracker({70: SocketName(70, ("127.0.0.1", 39591), None)})
+    for record in parse_lines(lines):
+        tracker.feed(record)
+    syn, ack, psh = 0x02, 0x10, 0x08
+    frames = [
+        _frame(0.500, 45256, 51285, syn),  # the other connection, begun earlier
+        _frame(0.999, 45256, 39591, syn),  # ours: accept() returned at 1.001
+        _frame(1.050, 45256, 51285, psh | ack, b"other"),  # the other's data, first after ours
+        _frame(1.060, 45256, 39591, psh | ack, b"data1"),
+    ]
+    capture = CaptureResult("af_packet", None, tuple(frames))
+    runs, traced = build_runs(tracker, capture, "test", "command")
+    assert [r.scenario.summary for r in runs] == ["127.0.0.1:45256 -> 127.0.0.1:39591"]
+    assert traced == [("server",)]
+    assert [p.payload for p in runs[0].capture.packets] == [b"", b"data1"]

@@ -1,5 +1,13 @@
 """Fallback capture through Debian's tcpdump, for a process that may not open AF_PACKET itself
-(tcpdump may hold the capability through file capabilities or sudo rules)."""
+(tcpdump may hold the capability through file capabilities or sudo rules).
+
+Two uses: the lab's, on `lo` for the ports it knows (`TcpdumpCapture([port])`), and trace's,
+on every interface before the program's ports are known (`TcpdumpCapture(None, "any",
+link_type="LINUX_SLL2")`: every TCP segment, Linux's cooked v2 framing, which names the
+interface and the direction, so that loopback's outgoing copies can be dropped). Frames of
+other link types are turned into Ethernet ones (`frames.to_ethernet`); what cannot be is counted
+in `skipped`, by link type.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +15,16 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from tcpclose.capture.frames import Frame
-from tcpclose.capture.pcapfile import read_pcap_frames
+import dpkt
+
+from tcpclose.capture.frames import Frame, link_name, once_per_packet, to_ethernet
 
 READY_TIMEOUT = 10.0
 SNAPLEN = 2048
@@ -33,11 +43,14 @@ class TcpdumpUnavailable(Exception):
 
 
 class TcpdumpCapture:
-    """`tcpdump -i lo -U -w FILE 'tcp and (port A or port B)'` in a child process."""
+    """`tcpdump -i lo -U -w FILE 'tcp and (port A or port B)'` in a child process; with
+    `ports=None`, every TCP segment (`tcp`)."""
 
     method = "tcpdump"
 
-    def __init__(self, ports: Iterable[int], interface: str = "lo") -> None:
+    def __init__(
+        self, ports: Iterable[int] | None, interface: str = "lo", *, link_type: str | None = None
+    ) -> None:
         binary = shutil.which("tcpdump") or next(
             (p for p in ("/usr/bin/tcpdump", "/usr/sbin/tcpdump") if Path(p).exists()), None
         )
@@ -46,7 +59,13 @@ class TcpdumpCapture:
         # The pid in the name lets the next lab run remove it if this process is SIGKILLed.
         self._dir = tempfile.TemporaryDirectory(prefix=f"tcpclose-tcpdump-{os.getpid()}-")
         self.path = Path(self._dir.name) / "capture.pcap"
-        expression = "tcp and (" + " or ".join(f"port {p}" for p in sorted(set(ports))) + ")"
+        if ports is None:
+            expression = "tcp"
+        else:
+            expression = "tcp and (" + " or ".join(f"port {p}" for p in sorted(set(ports))) + ")"
+        self.interface = interface
+        #: frames that could not be turned into Ethernet ones, by link type
+        self.skipped: dict[str, int] = {}
         self.proc = subprocess.Popen(
             [
                 # The kernel SIGTERMs tcpdump if we die (even by SIGKILL); `-Z root` keeps it
@@ -56,6 +75,7 @@ class TcpdumpCapture:
                 *(["-Z", "root"] if os.geteuid() == 0 else []),
                 "-i",
                 interface,
+                *(["-y", link_type] if link_type else []),
                 "-U",
                 "--immediate-mode",
                 "-n",
@@ -77,24 +97,32 @@ class TcpdumpCapture:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        """tcpdump says `listening on lo` on stderr once its filter is in place."""
+        """tcpdump says `listening on lo` on stderr once its filter is in place (after other
+        lines, such as `data link type LINUX_SLL2`). Read with os.read: a buffered readline()
+        could hold the second line while select() waits on an empty pipe."""
         assert self.proc.stderr is not None
+        fd = self.proc.stderr.fileno()
         deadline = time.monotonic() + READY_TIMEOUT
         said = ""
+        pending = b""
         while (remaining := deadline - time.monotonic()) > 0:
             # select() first: a tcpdump that neither speaks nor exits must not block us.
-            readable, _, _ = select.select([self.proc.stderr], [], [], min(remaining, 0.1))
+            readable, _, _ = select.select([fd], [], [], min(remaining, 0.1))
             if not readable:
                 if self.proc.poll() is not None:
                     break
                 continue
-            line = self.proc.stderr.readline()
-            if "listening on" in line:
-                return
-            if line.strip() and not said:  # the first line says why; the rest is detail
-                said = line.strip().removeprefix("tcpdump: ")
-            elif not line:  # end of its stderr: it exited
+            chunk = os.read(fd, 4096)
+            if not chunk:  # end of its stderr: it exited
                 break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace").strip()
+                if "listening on" in line:
+                    return
+                if line and not said and "data link type" not in line:
+                    said = line.removeprefix("tcpdump: ")  # the first line says why
         self.proc.kill()
         self.proc.wait()
         self._dir.cleanup()
@@ -126,8 +154,42 @@ class TcpdumpCapture:
             if "dropped by kernel" in line:
                 dropped = int(line.split()[0])
         try:
-            frames = read_pcap_frames(self.path) if self.path.exists() else []
-        except ValueError:
+            frames = self._read_frames() if self.path.exists() else []
+        except (ValueError, dpkt.NeedData):
             frames = []
         self._dir.cleanup()
         return frames, dropped
+
+    def _read_frames(self) -> list[Frame]:
+        """The pcap file's frames as Ethernet ones, each packet once: the copy of a packet sent
+        on the loopback interface is dropped (its arriving copy is the one kept), and so is a
+        packet seen again on another interface (a bridge and its port: `once_per_packet`)."""
+        loopback = _loopback_index()
+        frames: list[tuple[Frame, object]] = []
+        with open(self.path, "rb") as f:
+            reader = dpkt.pcap.Reader(f)
+            link_type = reader.datalink()
+            # dpkt yields a Decimal for nanosecond files and a float for microsecond ones.
+            for ts, buf in reader:
+                unframed = to_ethernet(link_type, bytes(buf))
+                if unframed is None:
+                    name = link_name(link_type)
+                    self.skipped[name] = self.skipped.get(name, 0) + 1
+                    continue
+                # (LINUX_SLL, without the interface, cannot tell lo's copies from eth0's
+                # packets: trace asks for LINUX_SLL2)
+                on_loopback = self.interface == "lo" or (
+                    unframed.ifindex is not None and unframed.ifindex == loopback
+                )
+                if unframed.outgoing and on_loopback:
+                    continue
+                frame = Frame(int(ts * 1_000_000_000), unframed.data)
+                frames.append((frame, unframed.ifindex))
+        return once_per_packet(frames)
+
+
+def _loopback_index() -> int | None:
+    try:
+        return socket.if_nametoindex("lo")
+    except OSError:
+        return None

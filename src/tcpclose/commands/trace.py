@@ -116,7 +116,14 @@ def _heading(result: TraceResult) -> str:
     n = len(result.runs)
     capture = result.capture
     packets = sum(len(r.capture.packets) for r in result.runs)
-    where = capture.note if capture.note else f"{capture.method}, {packets} packets"
+    if capture.method == "none":
+        where = capture.note or "none"
+    elif capture.note and capture.note.startswith(capture.method):
+        where = f"{capture.note}; {packets} packets"  # `tcpdump on every interface (...)`
+    else:
+        where = f"{capture.method}, {packets} packets" + (
+            f"; {capture.note}" if capture.note else ""
+        )
     return f"{what}\n{n} TCP connection{'s' if n != 1 else ''}; capture: {where}\n"
 
 
@@ -167,6 +174,11 @@ def result_json(result: TraceResult, runs: list[tuple[int, LabRun]]) -> dict[str
             "exit_status": result.exit_status,
             "interrupted": result.interrupted,
             "connections": len(result.runs),
+            "capture": {
+                "method": result.capture.method,
+                "note": result.capture.note,
+                "dropped": result.capture.dropped,
+            },
             "processes": [
                 {
                     "pid": p.pid,

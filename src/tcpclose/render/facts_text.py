@@ -10,12 +10,20 @@ from tcpclose.model.timeline import Role
 from tcpclose.render.labels import cause_label, wire_label
 from tcpclose.render.views import CaptureView
 
+#: how trace describes the ending of a side whose calls it did not see (Ending.described)
+NOT_TRACED = "not traced (packets only)"
+
 
 def mark_text(facts: RunFacts, wire: WireFact) -> str:
     """`client at 22.1 ms, after close(), in reply to Hi, data1`."""
     answered = facts.segment(wire.in_reply_to)
     reply = f", in reply to {wire_label(answered)}" if answered else ""
-    return f"{wire.by} at {round(wire.t * 1000, 1):.1f} ms, after {cause_label(wire.cause)}{reply}"
+    ending = facts.ending(wire.by)
+    if wire.cause is None and ending is not None and ending.described == NOT_TRACED:
+        after = "its calls not traced"  # a side seen on the wire only: no call to name
+    else:
+        after = f"after {cause_label(wire.cause)}"
+    return f"{wire.by} at {round(wire.t * 1000, 1):.1f} ms, {after}{reply}"
 
 
 def capture_text(capture: CaptureView) -> str:

@@ -20,7 +20,9 @@ from tcpclose.lab.verdicts import LabVerdict, judge
 from tcpclose.model.event import AppEvent
 from tcpclose.model.packet import Packet
 from tcpclose.model.timeline import Note, Role, Segment, Timeline
+from tcpclose.render.facts_text import NOT_TRACED as PACKETS_ONLY
 from tcpclose.trace.capture import frame_ports
+from tcpclose.trace.oneside import client_only_conclusion, server_only_conclusion
 from tcpclose.trace.sockets import Endpoint, ProcessInfo, SocketRef, SocketTracker
 
 #: a connect() whose socket strace never named finds its SYN in this window after the call
@@ -40,7 +42,7 @@ class TracedOutcome(ProcessOutcome):
 
 def _outcome(role: str, info: ProcessInfo | None, mode: str) -> TracedOutcome:
     if info is None:
-        return TracedOutcome(role, (), None, None, "", "", 0, described="not traced (packets only)")
+        return TracedOutcome(role, (), None, None, "", "", 0, described=PACKETS_ONLY)
     if info.ended:
         return TracedOutcome(
             role, info.argv, info.exit_status, info.signal, "", "", info.ended_ns or 0
@@ -56,7 +58,18 @@ def _resolve_unnamed(ref: SocketRef, packets: Sequence[Packet]) -> None:
     if ref.local is not None or ref.remote is None:
         return
     if ref.accepted_by_us:
-        got = next((p for p in packets if p.src_endpoint == ref.remote), None)
+        # The same port may be a client of other connections too (the kernel reuses a local
+        # port toward other addresses): the SYN that accept() answered is the last one from
+        # the peer before accept() returned; a connection accepted before an attach has none.
+        syns = [
+            p
+            for p in packets
+            if p.syn
+            and not p.has_ack
+            and p.src_endpoint == ref.remote
+            and (ref.accepted_ns is None or p.t * 1e9 <= ref.accepted_ns + END_SLACK_NS)
+        ]
+        got = syns[-1] if syns else next((p for p in packets if p.src_endpoint == ref.remote), None)
         if got is not None:
             ref.local = got.dst_endpoint
         return
@@ -202,6 +215,12 @@ def build_runs(
             judge(scenario, timeline, client_outcome, server_outcome),
             {"client", "server"} - set(actors),
         )
+        if set(actors) == {"server"} and verdict.facts is not None:
+            # the lab's sentences assume the client's calls are known: say what is
+            verdict = replace(verdict, conclusion=server_only_conclusion(verdict.facts, events))
+        elif set(actors) == {"client"} and verdict.facts is not None:
+            conclusion = client_only_conclusion(verdict.conclusion, verdict.facts)
+            verdict = replace(verdict, conclusion=conclusion)
         frames = tuple(f for f, _p in mine)
         note = capture.note
         run_capture = CaptureResult(capture.method, note, frames, tuple(packets), capture.dropped)

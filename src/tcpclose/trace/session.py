@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from tcpclose.lab.runner import LabRun
     from tcpclose.trace.sockets import ProcessInfo
 
+#: AF_PACKET, else tcpdump (the lab's order)
+CAPTURE_METHODS = ("af_packet", "tcpdump")
 #: what the end of a trace needs, imported while the program runs
 PRELOAD = (
     "tcpclose.trace.strace",
@@ -145,11 +147,17 @@ def _finish(
     )
 
 
-def trace_command(argv: Sequence[str], *, capture: bool = True) -> TraceResult:
+def trace_command(
+    argv: Sequence[str],
+    *,
+    capture: bool = True,
+    capture_methods: Sequence[str] = CAPTURE_METHODS,
+) -> TraceResult:
     """Run the command under strace (its stdin, stdout and stderr are ours), with the capture
-    started first; return when it and the children it started have ended."""
+    started first (the first of `capture_methods` that works, as the lab's); return when it
+    and the children it started have ended."""
     check_command(argv)  # before anything starts: one clear line if it cannot run
-    session = TraceCapture.start(capture)
+    session = TraceCapture.start(capture, capture_methods)
     with _Interrupts() as interrupts:
         try:
             run = start_command(argv)
@@ -165,13 +173,14 @@ def trace_pids(
     *,
     duration: float | None = None,
     capture: bool = True,
+    capture_methods: Sequence[str] = CAPTURE_METHODS,
     on_attached: Callable[[], None] | None = None,
 ) -> TraceResult:
     """Attach to the processes until they end, `duration` passes, or Ctrl-C / SIGTERM
     (which detach: the processes go on)."""
     find_strace()
     check_pids(pids)
-    session = TraceCapture.start(capture)
+    session = TraceCapture.start(capture, capture_methods)
     with _Interrupts() as interrupts:
         try:
             run = start_attach(pids)

@@ -29,8 +29,12 @@ from tcpclose.trace.strace import (
     string_args,
 )
 
-READS = frozenset({"read", "recv", "recvfrom", "recvmsg", "readv"})
-WRITES = frozenset({"write", "send", "sendto", "sendmsg", "writev", "sendfile"})
+READS = frozenset({"read", "recv", "recvfrom", "recvmsg", "readv", "recvmmsg"})
+WRITES = frozenset({"write", "send", "sendto", "sendmsg", "writev", "sendfile", "sendmmsg"})
+#: calls that return a count of messages; the bytes are each message's `msg_len=N`
+MULTI_MESSAGE = frozenset({"sendmmsg", "recvmmsg"})
+#: calls whose data strace does not print (it moves between fds inside the kernel)
+NO_DATA = frozenset({"sendfile", "splice"})
 #: errnos of calls that only say "not yet" (non-blocking sockets): not worth a note
 NOT_YET = frozenset({"EAGAIN", "EWOULDBLOCK", "EINTR", "ERESTARTSYS", "ERESTARTNOHAND"})
 
@@ -41,6 +45,7 @@ _ADDR4 = re.compile(r'sin_addr=inet_addr\("([^"]+)"\)')
 _ADDR6 = re.compile(r'inet_pton\(AF_INET6, "([^"]+)"')
 _LINGER = re.compile(r"SO_LINGER, \{l_onoff=(\d+), l_linger=(\d+)\}")
 _SHUT = re.compile(r"\b(SHUT_RDWR|SHUT_WR|SHUT_RD)\b")
+_MSG_LEN = re.compile(r"\bmsg_len=(\d+)")
 _EXECVE = re.compile(r'^"(?:[^"\\]|\\.)*", \[(.*?)\]')
 
 
@@ -97,6 +102,7 @@ class SocketRef:
     connected_by_us: bool = False  #: this end called connect(): it is the client
     accepted_by_us: bool = False  #: accept() returned it: this end is the server
     connect_window: tuple[int, int] | None = None  #: when connect() ran (finds its SYN)
+    accepted_ns: int | None = None  #: when accept() returned it (its SYN came before)
     linger_zero: bool = False
     listening: bool = False
     events: list[TracedEvent] = field(default_factory=list)
@@ -342,6 +348,7 @@ class SocketTracker:
             if accepted is not None:
                 fd, ref = accepted
                 ref.accepted_by_us = True
+                ref.accepted_ns = call.end_ns
                 if ref.remote is None:
                     ref.remote = peer_of(call.args)
                 self._emit(
@@ -359,6 +366,9 @@ class SocketTracker:
             value = call.value
             if source is not None and value is not None and value >= 0:
                 self._table(call.pid)[value] = source[1]
+            return
+        if name == "splice":
+            self._on_splice(call)
             return
         named = self._ref_for_fd(call)
         if named is None:
@@ -453,8 +463,30 @@ class SocketTracker:
         elif errno not in NOT_YET:
             self._failed(call, ref, fd)
 
+    def _on_splice(self, call: Syscall) -> None:
+        """splice(fd_in, off_in, fd_out, off_out, len, flags): from the socket (a read) when
+        it is fd_in, to it (a write) when it is fd_out; the bytes never reach user space."""
+        named = self._ref_for_fd(call)
+        if named is not None:
+            self._on_read(call, *named)
+            return
+        out = _splice_out(call.args)
+        if out is None:
+            return
+        as_out = Syscall(call.pid, call.t_ns, call.name, out, call.result, call.duration_ns)
+        named = self._ref_for_fd(as_out)
+        if named is not None:
+            self._on_write(call, *named)
+
+    def _count(self, call: Syscall) -> int:
+        """The bytes a read or write moved: its result, or for sendmmsg/recvmmsg (which return
+        how many messages) the sum of the messages' lengths."""
+        if call.name in MULTI_MESSAGE:
+            return sum(int(n) for n in _MSG_LEN.findall(call.args))
+        return call.value or 0
+
     def _data(self, call: Syscall, count: int) -> tuple[str | None, bool]:
-        if call.name == "sendfile":
+        if call.name in NO_DATA:
             return None, False
         pieces = string_args(call.args)
         data = b"".join(p.data for p in pieces)[:count]
@@ -464,12 +496,15 @@ class SocketTracker:
     def _on_read(self, call: Syscall, fd: int, ref: SocketRef) -> None:
         if self._failed(call, ref, fd):
             return
-        count = call.value or 0
+        count = self._count(call)
         if count == 0:
-            self._emit(ref, call, call.end_ns, "eof", call.pid, text=f"{call.name}() = 0 (EOF)")
+            result = call.value or 0
+            self._emit(
+                ref, call, call.end_ns, "eof", call.pid, text=f"{call.name}() = {result} (EOF)"
+            )
             return
         data, cut = self._data(call, count)
-        shown = abbreviate((data or "").replace("\r", "\\r").replace("\n", "\\n"), 14)
+        shown = self._shown(call, count, data)
         self._emit(
             ref,
             call,
@@ -479,13 +514,23 @@ class SocketTracker:
             bytes=count,
             data=data,
             truncated=cut,
-            text=f"{call.name}() = {count}: {shown}",
+            text=shown,
         )
+
+    @staticmethod
+    def _shown(call: Syscall, count: int, data: str | None) -> str:
+        """`read() = 9: Hi, data1`; `recvmmsg() = 2 (11 bytes): ...`; `splice() = 6`."""
+        head = f"{call.name}() = {call.value}"
+        if call.name in MULTI_MESSAGE:
+            head += f" ({count} bytes)"
+        if data is None:
+            return head
+        return head + ": " + abbreviate(data.replace("\r", "\\r").replace("\n", "\\n"), 14)
 
     def _on_write(self, call: Syscall, fd: int, ref: SocketRef) -> None:
         if self._failed(call, ref, fd):
             return
-        count = call.value or 0
+        count = self._count(call)
         data, cut = self._data(call, count)
         self._emit(
             ref,
@@ -496,7 +541,8 @@ class SocketTracker:
             bytes=count,
             data=data,
             truncated=cut,
-            text=f"{call.name}() = {count}",
+            text=f"{call.name}() = {call.value}"
+            + (f" ({count} bytes)" if call.name in MULTI_MESSAGE else ""),
         )
 
     def _on_shutdown(self, call: Syscall, fd: int, ref: SocketRef) -> None:
@@ -537,6 +583,24 @@ class SocketTracker:
 
     def _on_listen(self, call: Syscall, fd: int, ref: SocketRef) -> None:
         ref.listening = True
+
+
+def _splice_out(args: str) -> str | None:
+    """splice()'s arguments from fd_out on: past fd_in and off_in (`NULL`, `[0]`, or
+    `[0] => [6]` for an offset the call moved), at the first comma outside brackets."""
+    first = split_fd(args)
+    if first is None:
+        return None
+    rest = first[2].lstrip(", ")
+    depth = 0
+    for i, ch in enumerate(rest):
+        if ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return rest[i + 1 :].lstrip()
+    return None
 
 
 def track(records: Iterable[Record]) -> SocketTracker:

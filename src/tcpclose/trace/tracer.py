@@ -32,7 +32,7 @@ from tcpclose.trace.procnet import InodeResolver
 #: the system calls strace is asked to trace (-e trace=...)
 TRACED_CALLS = (
     "socket,connect,accept,accept4,listen,shutdown,close,setsockopt,dup,dup2,dup3,fcntl,"
-    "read,recvfrom,recvmsg,readv,write,sendto,sendmsg,writev,sendfile,"
+    "read,recvfrom,recvmsg,recvmmsg,readv,write,sendto,sendmsg,sendmmsg,writev,sendfile,splice,"
     "clone,clone3,fork,vfork,execve,exit_group,rt_sigreturn"
 )
 #: how long strace may take to say it attached (a loaded machine, many threads)
