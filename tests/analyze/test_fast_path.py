@@ -76,15 +76,15 @@ def run_both(path: Path, modes: tuple[str, ...] = ("csv",)) -> tuple[list[Row], 
 @contextlib.contextmanager
 def compiled_loop(on: bool) -> Iterator[None]:
     """With the compiled inner loop (`tcpclose.analyze._fastscan`, when built) or without."""
-    from tcpclose.analyze import parallel, table
+    from tcpclose.analyze import capfile, parallel, table
 
     saved = table._fastscan
     table._fastscan = saved if on else None  # type: ignore[assignment]
-    parallel._fastscan = table._fastscan  # type: ignore[assignment]
+    parallel._fastscan = capfile._fastscan = table._fastscan  # type: ignore[assignment]
     try:
         yield
     finally:
-        table._fastscan = parallel._fastscan = saved  # type: ignore[assignment]
+        table._fastscan = parallel._fastscan = capfile._fastscan = saved  # type: ignore[assignment]
 
 
 def test_the_compiled_loop_is_built_where_a_compiler_is() -> None:

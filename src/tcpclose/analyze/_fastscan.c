@@ -11,12 +11,20 @@
  * frames after which the table sweeps. Python handles that frame (`_frame`) and calls again
  * from the next one: the results are the Python path's, frame for frame (the tests compare
  * the two on every capture they make).
+ *
+ * A SYN without ACK on a 4-tuple with no connection in the table starts one here when the
+ * table allows it (`can_start`: no filter, no packets collected): what `_frame` and
+ * `ConnectionTable._new` do (the tracker itself still comes from `TrackerMemo.tracker`).
+ *
+ * `walk(...)` is the pcap record walk of one read chunk (`CaptureFile._pcap_batches`): where
+ * each record's data starts and ends, and its time, with the same float operations.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 
-static PyObject *s_real, *s_node, *s_base_o, *s_base_r, *s_end, *s_next;
+static PyObject *s_real, *s_node, *s_base_o, *s_base_r, *s_end, *s_next, *s_tracker,
+    *s_first, *s_feed, *s_address, *s_flows, *s_live, *s_addresses, *s_memo, *s_number;
 
 static inline uint32_t u32(const unsigned char *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
@@ -24,18 +32,191 @@ static inline uint32_t u32(const unsigned char *p) {
 
 static inline uint32_t u16(const unsigned char *p) { return ((uint32_t)p[0] << 8) | p[1]; }
 
-/* scan(buf, starts, ends, times, first, count, at_net, at_proto, flows, memo_type,
- *      packets_before, sweep_mask, index, cuts) -> index of the first frame not handled
- * (count: all). With `cuts` (the uint32 hash cut points of `parallel._cuts`, as bytes) only
- * the connections of share `index` are tracked; the others' frames are only counted. */
+
+/* Move a MemoTracker on the shared states by one segment (`MemoTracker.feed_fields` when the
+ * next state is known): 1 done, 0 a state never met (Python computes it), -1 error. */
+static int step(PyObject *tracker, int is_orig, unsigned flags, uint32_t seq, uint32_t ack,
+                int win_zero, long length, double t) {
+    PyObject *base_obj = PyObject_GetAttr(tracker, is_orig ? s_base_o : s_base_r);
+    if (!base_obj)
+        return -1;
+    uint32_t base;
+    if (base_obj == Py_None) { /* this side's first packet: its numbers start here */
+        Py_DECREF(base_obj);
+        PyObject *seq_obj = PyLong_FromUnsignedLong(seq);
+        if (!seq_obj)
+            return -1;
+        int failed = PyObject_SetAttr(tracker, is_orig ? s_base_o : s_base_r, seq_obj);
+        Py_DECREF(seq_obj);
+        if (failed)
+            return -1;
+        base = seq;
+    } else {
+        base = (uint32_t)PyLong_AsUnsignedLongMask(base_obj);
+        Py_DECREF(base_obj);
+    }
+    uint32_t rel_ack = 0;
+    if (flags & 0x10) {
+        PyObject *peer = PyObject_GetAttr(tracker, is_orig ? s_base_r : s_base_o);
+        if (!peer)
+            return -1;
+        if (peer != Py_None)
+            rel_ack = ack - (uint32_t)PyLong_AsUnsignedLongMask(peer);
+        Py_DECREF(peer);
+    }
+    PyObject *node = PyObject_GetAttr(tracker, s_node);
+    if (!node)
+        return -1;
+    PyObject *next = PyObject_GetAttr(node, s_next);
+    Py_DECREF(node);
+    if (!next)
+        return -1;
+    /* (is_orig, flags & 0x17, relative seq, relative ack, window 0, length) */
+    PyObject *tkey = Py_BuildValue("(OIkkOl)", is_orig ? Py_True : Py_False, flags & 0x17,
+                                   (unsigned long)(uint32_t)(seq - base), (unsigned long)rel_ack,
+                                   win_zero ? Py_True : Py_False, length);
+    if (!tkey) {
+        Py_DECREF(next);
+        return -1;
+    }
+    PyObject *nxt = PyDict_Check(next) ? PyDict_GetItemWithError(next, tkey) : NULL;
+    Py_DECREF(tkey);
+    if (!nxt) {
+        Py_DECREF(next);
+        return PyErr_Occurred() ? -1 : 0; /* a state nobody met yet: Python computes it */
+    }
+    Py_INCREF(nxt);
+    Py_DECREF(next);
+    PyObject *tt = PyFloat_FromDouble(t);
+    if (!tt) {
+        Py_DECREF(nxt);
+        return -1;
+    }
+    int failed = PyObject_SetAttr(tracker, s_node, nxt) || PyObject_SetAttr(tracker, s_end, tt);
+    Py_DECREF(tt);
+    Py_DECREF(nxt);
+    return failed ? -1 : 1;
+}
+
+/* The text of an IPv4 address, as `ConnectionTable._address` gives it (its cache first). */
+static PyObject *address(PyObject *table, PyObject *addresses, const unsigned char *raw) {
+    PyObject *key = PyBytes_FromStringAndSize((const char *)raw, 4);
+    if (!key)
+        return NULL;
+    PyObject *text = PyDict_GetItemWithError(addresses, key);
+    if (text) {
+        Py_INCREF(text);
+    } else if (!PyErr_Occurred()) {
+        text = PyObject_CallMethodOneArg(table, s_address, key);
+    }
+    Py_DECREF(key);
+    return text;
+}
+
+/* `ConnectionTable._new` for a plain IPv4 SYN (no filter, not a self-connection), then the
+ * SYN fed to the new tracker. Returns 0 or -1 (error). */
+static int start_connection(PyObject *table, PyObject *memo, PyObject *flows, PyObject *live,
+                 PyObject *addresses, PyObject *started, long long *number, long long packets,
+                 PyObject *memo_type, const unsigned char *h, const unsigned char *key,
+                 int swap, double t, unsigned flags, long length) {
+    uint32_t sport = u16(h + 20), dport = u16(h + 22);
+    int ok = -1;
+    PyObject *src = NULL, *dst = NULL, *tracker = NULL, *entry = NULL, *canonical = NULL,
+             *num = NULL, *first = NULL;
+    src = address(table, addresses, h + 12);
+    if (!src)
+        goto out;
+    dst = address(table, addresses, h + 16);
+    if (!dst)
+        goto out;
+    tracker = PyObject_CallMethod(memo, "tracker", "dOIOII", t, src, sport, dst, dport, flags);
+    if (!tracker)
+        goto out;
+    first = PyObject_GetAttr(tracker, s_first);
+    if (!first)
+        goto out;
+    int first_true = PyObject_IsTrue(first);
+    if (first_true < 0)
+        goto out;
+    canonical = PyBytes_FromStringAndSize((const char *)key, 12);
+    num = PyLong_FromLongLong(*number);
+    if (!canonical || !num)
+        goto out;
+    entry = PyList_New(4);
+    if (!entry)
+        goto out;
+    Py_INCREF(tracker);
+    PyList_SET_ITEM(entry, 0, tracker);
+    PyObject *orig = (first_true != swap) ? Py_True : Py_False;
+    Py_INCREF(orig);
+    PyList_SET_ITEM(entry, 1, orig);
+    Py_INCREF(num);
+    PyList_SET_ITEM(entry, 2, num);
+    Py_INCREF(canonical);
+    PyList_SET_ITEM(entry, 3, canonical);
+    if (PyDict_SetItem(flows, canonical, entry) || PyDict_SetItem(live, num, entry))
+        goto out;
+    *number += 1;
+    if (started != Py_None) {
+        PyObject *p = PyLong_FromLongLong(packets);
+        if (!p || PyList_Append(started, p)) {
+            Py_XDECREF(p);
+            goto out;
+        }
+        Py_DECREF(p);
+    }
+    /* feed the SYN: the packet's direction is the originator's iff entry[1] != swap */
+    int is_orig = (first_true != swap) != swap;
+    uint32_t seq = u32(h + 24), ack = u32(h + 28);
+    int win_zero = u16(h + 34) == 0;
+    int done = 0;
+    if ((PyObject *)Py_TYPE(tracker) == memo_type) {
+        PyObject *real = PyObject_GetAttr(tracker, s_real);
+        if (!real)
+            goto out;
+        Py_DECREF(real);
+        if (real == Py_None) {
+            done = step(tracker, is_orig, flags, seq, ack, win_zero, length, t);
+            if (done < 0)
+                goto out;
+        }
+    }
+    if (!done) {
+        PyObject *r = PyObject_CallMethod(tracker, "feed_fields", "dOIkkIl", t,
+                                          is_orig ? Py_True : Py_False, flags & 0xFF,
+                                          (unsigned long)seq, (unsigned long)ack, u16(h + 34),
+                                          length);
+        if (!r)
+            goto out;
+        Py_DECREF(r);
+    }
+    ok = 0;
+out:
+    Py_XDECREF(src);
+    Py_XDECREF(dst);
+    Py_XDECREF(tracker);
+    Py_XDECREF(first);
+    Py_XDECREF(entry);
+    Py_XDECREF(canonical);
+    Py_XDECREF(num);
+    return ok;
+}
+
+/* scan(table, buf, starts, ends, times, first, count, at_net, at_proto, memo_type,
+ *      packets_before, sweep_mask, index, cuts, can_start, started) -> index of the first
+ * frame not handled (count: all). With `cuts` (the uint32 hash cut points of
+ * `parallel._cuts`, as bytes) only the connections of share `index` are tracked; the others'
+ * frames are only counted. `started`: None, or a list to append the packet number (1-based)
+ * of each connection started here to (`parallel.ShareTable.started`). */
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer buf, starts, ends, times, cuts;
     Py_ssize_t first, count, at_net, at_proto, index;
-    PyObject *flows, *memo_type;
+    PyObject *table, *memo_type, *started;
     long long packets_before, sweep_mask;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*nnnnO!OLLny*", &buf, &starts, &ends, &times, &first,
-                          &count, &at_net, &at_proto, &PyDict_Type, &flows, &memo_type,
-                          &packets_before, &sweep_mask, &index, &cuts))
+    int can_start;
+    if (!PyArg_ParseTuple(args, "Oy*y*y*y*nnnnOLLny*pO", &table, &buf, &starts, &ends, &times,
+                          &first, &count, &at_net, &at_proto, &memo_type, &packets_before,
+                          &sweep_mask, &index, &cuts, &can_start, &started))
         return NULL;
     const uint32_t *cut = cuts.buf;
     const Py_ssize_t ncuts = cuts.len / 4;
@@ -45,11 +226,27 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     const int64_t *st = starts.buf, *en = ends.buf;
     const double *tm = times.buf;
     Py_ssize_t i = first;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *flows = NULL, *live = NULL, *addresses = NULL, *memo = NULL,
+             *number_obj = NULL;
+    long long number = 0;
     if (starts.len < count * 8 || ends.len < count * 8 || times.len < count * 8) {
         PyErr_SetString(PyExc_ValueError, "arrays shorter than count");
         goto done;
     }
+    flows = PyObject_GetAttr(table, s_flows);
+    live = PyObject_GetAttr(table, s_live);
+    addresses = PyObject_GetAttr(table, s_addresses);
+    memo = PyObject_GetAttr(table, s_memo);
+    number_obj = PyObject_GetAttr(table, s_number);
+    if (!flows || !live || !addresses || !memo || !number_obj)
+        goto done;
+    if (!PyDict_Check(flows) || !PyDict_Check(live) || !PyDict_Check(addresses)) {
+        PyErr_SetString(PyExc_TypeError, "the table's flows, live and addresses are dicts");
+        goto done;
+    }
+    number = PyLong_AsLongLong(number_obj);
+    if (number == -1 && PyErr_Occurred())
+        goto done;
     for (; i < count; i++) {
         long long packets = packets_before + i + 1;
         if (!(packets & sweep_mask))
@@ -64,8 +261,6 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (h[0] != 0x45 || h[9] != 6 || ((h[6] & 0x1F) | h[7]))
             break;
         unsigned flags = h[33];
-        if ((flags & 0x12) == 0x02)
-            break; /* SYN without ACK: maybe a new connection */
         long ip_len = (long)u16(h + 2) - 20;
         if (ip_len < 0)
             ip_len = (long)(end - (n + 20));
@@ -99,11 +294,18 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             goto done;
         PyObject *entry = PyDict_GetItemWithError(flows, k); /* borrowed */
         Py_DECREF(k);
-        if (!entry) {
-            if (PyErr_Occurred())
+        if (!entry && PyErr_Occurred())
+            goto done;
+        if ((flags & 0x12) == 0x02) { /* SYN without ACK: maybe a new connection */
+            if (entry || !can_start || (src == dst && sport == dport))
+                break; /* a 4-tuple in use, or a self-connection: Python decides */
+            if (start_connection(table, memo, flows, live, addresses, started, &number, packets,
+                      memo_type, h, key, swap, tm[i], flags, length))
                 goto done;
-            break;
+            continue;
         }
+        if (!entry)
+            break;
         if (!PyList_Check(entry) || PyList_GET_SIZE(entry) < 2)
             break;
         PyObject *tracker = PyList_GET_ITEM(entry, 0);
@@ -119,68 +321,26 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         Py_DECREF(real);
         if (real != Py_None)
             break;
-        uint32_t seq = u32(h + 24), ack = u32(h + 28);
-        PyObject *base_obj = PyObject_GetAttr(tracker, is_orig ? s_base_o : s_base_r);
-        if (!base_obj)
+        int moved = step(tracker, is_orig, flags, u32(h + 24), u32(h + 28), u16(h + 34) == 0,
+                         length, tm[i]);
+        if (moved < 0)
             goto done;
-        uint32_t base;
-        if (base_obj == Py_None) { /* this side's first packet: its numbers start here */
-            Py_DECREF(base_obj);
-            PyObject *seq_obj = PyLong_FromUnsignedLong(seq);
-            if (!seq_obj)
-                goto done;
-            int failed = PyObject_SetAttr(tracker, is_orig ? s_base_o : s_base_r, seq_obj);
-            Py_DECREF(seq_obj);
-            if (failed)
-                goto done;
-            base = seq;
-        } else {
-            base = (uint32_t)PyLong_AsUnsignedLongMask(base_obj);
-            Py_DECREF(base_obj);
-        }
-        uint32_t rel_ack = 0;
-        if (flags & 0x10) {
-            PyObject *peer = PyObject_GetAttr(tracker, is_orig ? s_base_r : s_base_o);
-            if (!peer)
-                goto done;
-            if (peer != Py_None)
-                rel_ack = ack - (uint32_t)PyLong_AsUnsignedLongMask(peer);
-            Py_DECREF(peer);
-        }
-        PyObject *node = PyObject_GetAttr(tracker, s_node);
-        if (!node)
-            goto done;
-        PyObject *next = PyObject_GetAttr(node, s_next);
-        Py_DECREF(node);
-        if (!next)
-            goto done;
-        /* (is_orig, flags & 0x17, relative seq, relative ack, window 0, length) */
-        PyObject *tkey = Py_BuildValue("(OIkkOl)", is_orig ? Py_True : Py_False, flags & 0x17,
-                                       (unsigned long)(uint32_t)(seq - base),
-                                       (unsigned long)rel_ack,
-                                       u16(h + 34) == 0 ? Py_True : Py_False, length);
-        if (!tkey) {
-            Py_DECREF(next);
-            goto done;
-        }
-        PyObject *nxt = PyDict_Check(next) ? PyDict_GetItemWithError(next, tkey) : NULL;
-        Py_DECREF(tkey);
-        Py_DECREF(next);
-        if (!nxt) {
-            if (PyErr_Occurred())
-                goto done;
+        if (!moved)
             break; /* a state nobody met yet: Python computes it */
-        }
-        PyObject *t = PyFloat_FromDouble(tm[i]);
-        if (!t)
-            goto done;
-        int failed = PyObject_SetAttr(tracker, s_node, nxt) || PyObject_SetAttr(tracker, s_end, t);
-        Py_DECREF(t);
-        if (failed)
-            goto done;
     }
     result = PyLong_FromSsize_t(i);
 done:
+    if (number_obj) { /* the connections numbered here count, whatever happened after */
+        PyObject *n_obj = PyLong_FromLongLong(number);
+        if (!n_obj || PyObject_SetAttr(table, s_number, n_obj))
+            Py_CLEAR(result);
+        Py_XDECREF(n_obj);
+    }
+    Py_XDECREF(flows);
+    Py_XDECREF(live);
+    Py_XDECREF(addresses);
+    Py_XDECREF(memo);
+    Py_XDECREF(number_obj);
     PyBuffer_Release(&buf);
     PyBuffer_Release(&starts);
     PyBuffer_Release(&ends);
@@ -189,8 +349,75 @@ done:
     return result;
 }
 
+/* walk(buf, pos, big_endian, unit, max_record) -> (starts, ends, times, pos, stop): the
+ * records wholly in buf from pos on, as `CaptureFile._pcap_batches` walks them: their data's
+ * start and end offsets (int64 bytes), their times (float64 bytes: seconds + fraction * unit,
+ * as numpy computes them there), where the walk stopped (the next record's header), and stop:
+ * the offset of a record that claims more than max_record bytes, or -1. */
+static PyObject *walk(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    Py_ssize_t pos, max_record;
+    int big;
+    double unit;
+    if (!PyArg_ParseTuple(args, "y*npdn", &buf, &pos, &big, &unit, &max_record))
+        return NULL;
+    const unsigned char *b = buf.buf;
+    const Py_ssize_t size = buf.len;
+    Py_ssize_t stop = -1, count = 0, cap = 0;
+    int64_t *s = NULL, *e = NULL;
+    double *t = NULL;
+    PyObject *result = NULL;
+    while (pos >= 0 && pos + 16 <= size) {
+        const unsigned char *r = b + pos;
+        uint32_t sec, frac, incl;
+        if (big) {
+            sec = u32(r), frac = u32(r + 4), incl = u32(r + 8);
+        } else {
+            memcpy(&sec, r, 4), memcpy(&frac, r + 4, 4), memcpy(&incl, r + 8, 4);
+        }
+        Py_ssize_t end = pos + 16 + (Py_ssize_t)incl;
+        if (end > size) {
+            if ((Py_ssize_t)incl > max_record)
+                stop = pos;
+            break;
+        }
+        if (count == cap) {
+            cap = cap ? cap * 2 : 4096;
+            int64_t *s2 = PyMem_Realloc(s, cap * sizeof *s);
+            if (s2)
+                s = s2;
+            int64_t *e2 = PyMem_Realloc(e, cap * sizeof *e);
+            if (e2)
+                e = e2;
+            double *t2 = PyMem_Realloc(t, cap * sizeof *t);
+            if (t2)
+                t = t2;
+            if (!s2 || !e2 || !t2) {
+                PyErr_NoMemory();
+                goto out;
+            }
+        }
+        s[count] = pos + 16;
+        e[count] = end;
+        t[count] = (double)sec + (double)frac * unit;
+        count++;
+        pos = end;
+    }
+    /* (y# of a NULL pointer would be None: no records is three empty bytes objects) */
+    result = Py_BuildValue("(y#y#y#nn)", s ? (const char *)s : "", count * 8,
+                           e ? (const char *)e : "", count * 8, t ? (const char *)t : "",
+                           count * 8, pos, stop);
+out:
+    PyMem_Free(s);
+    PyMem_Free(e);
+    PyMem_Free(t);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Track the plain frames of a chunk; stop at one for Python."},
+    {"walk", walk, METH_VARARGS, "The pcap records of a chunk: starts, ends, times."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -203,7 +430,18 @@ PyMODINIT_FUNC PyInit__fastscan(void) {
     s_base_r = PyUnicode_InternFromString("base_r");
     s_end = PyUnicode_InternFromString("end");
     s_next = PyUnicode_InternFromString("next");
-    if (!s_real || !s_node || !s_base_o || !s_base_r || !s_end || !s_next)
+    s_tracker = PyUnicode_InternFromString("tracker");
+    s_first = PyUnicode_InternFromString("first_is_originator");
+    s_feed = PyUnicode_InternFromString("feed_fields");
+    s_address = PyUnicode_InternFromString("_address");
+    s_flows = PyUnicode_InternFromString("_flows");
+    s_live = PyUnicode_InternFromString("_live");
+    s_addresses = PyUnicode_InternFromString("_addresses");
+    s_memo = PyUnicode_InternFromString("_memo");
+    s_number = PyUnicode_InternFromString("_next_number");
+    if (!s_real || !s_node || !s_base_o || !s_base_r || !s_end || !s_next || !s_tracker ||
+        !s_first || !s_feed || !s_address || !s_flows || !s_live || !s_addresses || !s_memo ||
+        !s_number)
         return NULL;
     return PyModule_Create(&module);
 }

@@ -34,6 +34,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from tcpclose.errors import InputError, describe_oserror
 
+try:  # the compiled record walk (setup.py builds it when a C compiler is there)
+    from tcpclose.analyze import _fastscan  # type: ignore[attr-defined]  # compiled, no stub
+except ImportError:  # pragma: no cover - the Python walk gives the same batches
+    _fastscan = None  # type: ignore[assignment]
+
 #: Link types the analyser decodes (LINKTYPE_* numbers as written in files).
 LINKTYPES: dict[int, str] = {
     0: "BSD loopback (NULL)",
@@ -153,13 +158,11 @@ class CaptureFile:
             raise _read_error(exc, self.name) from exc
 
     def _pcap_batches(self) -> Iterator[Batch]:
-        """`_pcap`, one chunk at a time: only the record walk is per record, in Python; the
-        timestamps are computed with numpy, with the same float operations as `_pcap`."""
+        """`_pcap`, one chunk at a time: the record walk of each chunk (`_walk`), then its
+        frames as one batch."""
         read = self._read
         incl_at = struct.Struct(self._endian + "I").unpack_from
-        u32 = np.dtype(self._endian + "u4")
         lt = self.linktype
-        unit = self._unit
         buf = self._head[24:]
         base = 24  # file offset of buf[0]
         pos = 0
@@ -167,26 +170,10 @@ class CaptureFile:
         n = 0
         while True:
             size = len(buf)
-            starts: list[int] = []
-            add = starts.append
-            stop = None
-            while pos + 16 <= size:
-                end = pos + 16 + incl_at(buf, pos + 8)[0]
-                if end > size:
-                    if end - pos - 16 > MAX_RECORD:
-                        stop = pos
-                    break
-                add(pos)
-                pos = end
-            if starts:
+            starts, ends, times, pos, stop = self._walk(buf, pos)
+            if len(starts):
                 n += len(starts)
-                heads = np.array(starts, dtype=np.int64)
-                # the 16-byte record headers as rows of 4 integers in the file's byte order
-                view = np.frombuffer(buf, dtype=np.uint8)
-                rows = sliding_window_view(view, 16)[heads].view(u32)
-                times = rows[:, 0].astype(np.float64) + rows[:, 1].astype(np.float64) * unit
-                data = heads + 16
-                yield lt, buf, data, data + rows[:, 2].astype(np.int64), times
+                yield lt, buf, starts, ends, times
             self.frames_read = n
             if stop is not None:
                 incl = incl_at(buf, stop + 8)[0]
@@ -205,6 +192,48 @@ class CaptureFile:
             base += pos
             buf = buf[pos:] + chunk
             pos = 0
+
+    def _walk(
+        self, buf: bytes, pos: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int | None]:
+        """The records wholly in buf from `pos` on: where each one's data starts and ends,
+        its time (seconds + fraction * unit, in float64), the offset of the first record not
+        whole, and the offset of a record that claims more than MAX_RECORD bytes (or None).
+        Compiled (`_fastscan.walk`) when built; here the walk is per record, in Python, and
+        the times are computed with numpy, with the same float operations."""
+        if _fastscan is not None:
+            heads, ends, times, pos, stop = _fastscan.walk(
+                buf, pos, self._endian == ">", self._unit, MAX_RECORD
+            )
+            return (
+                np.frombuffer(heads, dtype=np.int64),
+                np.frombuffer(ends, dtype=np.int64),
+                np.frombuffer(times, dtype=np.float64),
+                pos,
+                None if stop < 0 else stop,
+            )
+        incl_at = struct.Struct(self._endian + "I").unpack_from
+        size = len(buf)
+        starts: list[int] = []
+        add = starts.append
+        stop = None
+        while pos + 16 <= size:
+            end = pos + 16 + incl_at(buf, pos + 8)[0]
+            if end > size:
+                if end - pos - 16 > MAX_RECORD:
+                    stop = pos
+                break
+            add(pos)
+            pos = end
+        if not starts:
+            return _NO_FRAMES, _NO_FRAMES, _NO_TIMES, pos, stop
+        heads = np.array(starts, dtype=np.int64)
+        # the 16-byte record headers as rows of 4 integers in the file's byte order
+        view = np.frombuffer(buf, dtype=np.uint8)
+        rows = sliding_window_view(view, 16)[heads].view(np.dtype(self._endian + "u4"))
+        times = rows[:, 0].astype(np.float64) + rows[:, 1].astype(np.float64) * self._unit
+        data = heads + 16
+        return data, data + rows[:, 2].astype(np.int64), times, pos, stop
 
     def _grouped(self, frames: Iterator[Frame | None]) -> Iterator[Batch]:
         """Frames gathered into batches of one buffer and one link type (None: a tick, which

@@ -173,6 +173,9 @@ class ShareTable(ConnectionTable):
         self.tag = 2 * self.packets
         super()._frame(lt, t, buf, off, end)
 
+    def _started_list(self) -> list[int] | None:
+        return self.started
+
     def _share(self) -> tuple[int, bytes]:
         return self.index, np.array(_cuts(self.workers), dtype=np.uint32).tobytes()
 

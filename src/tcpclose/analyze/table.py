@@ -419,12 +419,14 @@ class ConnectionTable:
         times = np.ascontiguousarray(times, dtype=np.float64)
         at_net, at_proto = where
         scan = _fastscan.scan
-        flows = self._flows
         index, cuts = self._share()
+        can_start = self._filter is None and self._collect is None and not self.reference
+        started = self._started_list()
         base = self.packets
         i = 0
         while i < count:
             j = scan(
+                self,
                 buf,
                 starts,
                 ends,
@@ -433,12 +435,13 @@ class ConnectionTable:
                 count,
                 at_net,
                 at_proto,
-                flows,
                 MemoTracker,
                 base,
                 SWEEP - 1,
                 index,
                 cuts,
+                can_start,
+                started,
             )
             self.tcp_packets += j - i
             if j >= count:
@@ -447,6 +450,11 @@ class ConnectionTable:
             self._frame(lt, float(times[j]), buf, int(starts[j]), int(ends[j]))
             i = j + 1
         self.packets = base + count
+
+    def _started_list(self) -> list[int] | None:
+        """Where the compiled loop appends the packet number of each connection it starts
+        (`parallel.ShareTable.started`); None: nowhere."""
+        return None
 
     def _share(self) -> tuple[int, bytes]:
         """(index, hash cut points as uint32 bytes) of the connections this table tracks
