@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -340,3 +341,20 @@ def zeek_row(row: Row) -> str:
 def clock(t: float) -> str:
     """Epoch seconds -> "2025-11-25 21:16:03.123456" (UTC)."""
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def time_of_day(t: float) -> str:
+    """`clock(t)[11:]` ("21:16:03.123456"), without a datetime: the microseconds rounded
+    as `datetime.fromtimestamp` rounds them (the fraction times 10**6, half to even; a
+    million carries into the seconds). Tests compare the two."""
+    if not 0.0 <= t < 2.5e11:  # (beyond: the year 9999 is near, datetime decides)
+        return clock(t)[11:]
+    fraction, whole = math.modf(t)
+    micro = round(fraction * 1e6)
+    second = int(whole)
+    if micro >= 1_000_000:
+        micro -= 1_000_000
+        second += 1
+    minutes, s = divmod(second % 86400, 60)
+    h, m = divmod(minutes, 60)
+    return f"{h:02d}:{m:02d}:{s:02d}.{micro:06d}"
