@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 static PyObject *s_real, *s_node, *s_base_o, *s_base_r, *s_end, *s_next, *s_tracker,
-    *s_first, *s_feed, *s_address, *s_flows, *s_live, *s_addresses, *s_memo, *s_number;
+    *s_first, *s_feed, *s_address, *s_flows, *s_live, *s_addresses, *s_memo, *s_number, *s_ended;
 
 static inline uint32_t u32(const unsigned char *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
@@ -415,9 +415,57 @@ out:
     return result;
 }
 
+/* quiet(live, now, linger, idle) -> the entries of `live` (number -> [tracker, ...], in start
+ * order) to finish at capture time `now`, in that order: quiet more than `linger` seconds and
+ * ended, or quiet more than `idle` seconds (`ConnectionTable._sweep`, same float operations). */
+static PyObject *quiet(PyObject *self, PyObject *args) {
+    PyObject *live;
+    double now, linger, idle;
+    if (!PyArg_ParseTuple(args, "O!ddd", &PyDict_Type, &live, &now, &linger, &idle))
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (!out)
+        return NULL;
+    Py_ssize_t pos = 0;
+    PyObject *key, *entry;
+    while (PyDict_Next(live, &pos, &key, &entry)) {
+        if (!PyList_Check(entry) || PyList_GET_SIZE(entry) < 1) {
+            PyErr_SetString(PyExc_TypeError, "a live entry is a list");
+            goto fail;
+        }
+        PyObject *tracker = PyList_GET_ITEM(entry, 0);
+        PyObject *end_obj = PyObject_GetAttr(tracker, s_end);
+        if (!end_obj)
+            goto fail;
+        double end = PyFloat_AsDouble(end_obj);
+        Py_DECREF(end_obj);
+        if (end == -1.0 && PyErr_Occurred())
+            goto fail;
+        if (!(now - end > linger))
+            continue;
+        int finish = now - end > idle;
+        if (!finish) {
+            PyObject *ended = PyObject_GetAttr(tracker, s_ended);
+            if (!ended)
+                goto fail;
+            finish = PyObject_IsTrue(ended);
+            Py_DECREF(ended);
+            if (finish < 0)
+                goto fail;
+        }
+        if (finish && PyList_Append(out, entry))
+            goto fail;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Track the plain frames of a chunk; stop at one for Python."},
     {"walk", walk, METH_VARARGS, "The pcap records of a chunk: starts, ends, times."},
+    {"quiet", quiet, METH_VARARGS, "The live connections a sweep finishes, in start order."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -439,9 +487,10 @@ PyMODINIT_FUNC PyInit__fastscan(void) {
     s_addresses = PyUnicode_InternFromString("_addresses");
     s_memo = PyUnicode_InternFromString("_memo");
     s_number = PyUnicode_InternFromString("_next_number");
+    s_ended = PyUnicode_InternFromString("ended");
     if (!s_real || !s_node || !s_base_o || !s_base_r || !s_end || !s_next || !s_tracker ||
         !s_first || !s_feed || !s_address || !s_flows || !s_live || !s_addresses || !s_memo ||
-        !s_number)
+        !s_number || !s_ended)
         return NULL;
     return PyModule_Create(&module);
 }

@@ -198,6 +198,10 @@ def json_row(row: Row) -> str:
 _JSON_TAILS: dict[tuple, str] = {}
 
 
+#: str() of every termination (an Enum's str() is a Python call)
+_TERMINATION_NAMES = {t: str(t) for t in Termination}
+
+
 class Summary:
     """Counts per termination and conn_state, who reset most and bytes, row by row."""
 
@@ -214,7 +218,7 @@ class Summary:
         self.connections += 1
         self.bytes_originator += v.bytes_originator
         self.bytes_responder += v.bytes_responder
-        self.by_termination[str(v.termination)] += 1
+        self.by_termination[_TERMINATION_NAMES[v.termination]] += 1
         self.by_conn_state[v.conn_state] += 1
         if v.first_rst is not None:
             # Clients are named by address (their ports are ephemeral), servers by service.
