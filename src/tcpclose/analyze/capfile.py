@@ -28,11 +28,14 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from typing import TYPE_CHECKING, Any
 
 from tcpclose.errors import InputError, describe_oserror
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from tcpclose.analyze.lazynumpy import np
 
 try:  # the compiled record walk (setup.py builds it when a C compiler is there)
     from tcpclose.analyze import _fastscan  # type: ignore[attr-defined]  # compiled, no stub
@@ -69,7 +72,10 @@ _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 
 Frame = tuple[int, float, bytes, int, int]
 #: (linktype, buf, starts, ends, times): many frames of one buffer, see `CaptureFile.batches`
-Batch = tuple[int, bytes, np.ndarray, np.ndarray, np.ndarray]
+#: a batch's column of numbers (int64 offsets, float64 times): a numpy array, or from the
+#: compiled walk a memoryview cast to "q" or "d" (no numpy needed: both index alike)
+Numbers = Any
+Batch = tuple[int, bytes, Numbers, Numbers, Numbers]
 
 
 def check_linktype(linktype: int, where: str) -> None:
@@ -146,7 +152,7 @@ class CaptureFile:
 
     def batches(self) -> Iterator[Batch]:
         """The same records as `frames()`, many at a time: (linktype, buf, starts, ends, times),
-        numpy arrays (int64, int64, float64), frame i being buf[starts[i]:ends[i]]. One batch per
+        int64, int64 and float64 `Numbers`, frame i being buf[starts[i]:ends[i]]. One batch per
         read chunk (and link type): the analyser's fast path decodes them with numpy."""
         try:
             if self.format == "pcap":
@@ -193,9 +199,7 @@ class CaptureFile:
             buf = buf[pos:] + chunk
             pos = 0
 
-    def _walk(
-        self, buf: bytes, pos: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int | None]:
+    def _walk(self, buf: bytes, pos: int) -> tuple[Numbers, Numbers, Numbers, int, int | None]:
         """The records wholly in buf from `pos` on: where each one's data starts and ends,
         its time (seconds + fraction * unit, in float64), the offset of the first record not
         whole, and the offset of a record that claims more than MAX_RECORD bytes (or None).
@@ -206,9 +210,9 @@ class CaptureFile:
                 buf, pos, self._endian == ">", self._unit, MAX_RECORD
             )
             return (
-                np.frombuffer(heads, dtype=np.int64),
-                np.frombuffer(ends, dtype=np.int64),
-                np.frombuffer(times, dtype=np.float64),
+                memoryview(heads).cast("q"),
+                memoryview(ends).cast("q"),
+                memoryview(times).cast("d"),
                 pos,
                 None if stop < 0 else stop,
             )
@@ -230,7 +234,9 @@ class CaptureFile:
         heads = np.array(starts, dtype=np.int64)
         # the 16-byte record headers as rows of 4 integers in the file's byte order
         view = np.frombuffer(buf, dtype=np.uint8)
-        rows = sliding_window_view(view, 16)[heads].view(np.dtype(self._endian + "u4"))
+        rows = np.lib.stride_tricks.sliding_window_view(view, 16)[heads].view(
+            np.dtype(self._endian + "u4")
+        )
         times = rows[:, 0].astype(np.float64) + rows[:, 1].astype(np.float64) * self._unit
         data = heads + 16
         return data, data + rows[:, 2].astype(np.int64), times, pos, stop
@@ -399,8 +405,8 @@ class CaptureFile:
             pos = 0
 
 
-_NO_FRAMES = np.zeros(0, dtype=np.int64)
-_NO_TIMES = np.zeros(0, dtype=np.float64)
+_NO_FRAMES = memoryview(b"").cast("q")
+_NO_TIMES = memoryview(b"").cast("d")
 
 
 def _read_error(exc: OSError, name: str) -> InputError:

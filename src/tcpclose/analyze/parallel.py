@@ -28,15 +28,14 @@ import gc
 import heapq
 import os
 import pickle
+import sys
 import traceback
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
-from typing import TextIO
-
-import numpy as np
+from typing import TYPE_CHECKING, TextIO
 
 from tcpclose.analyze.capfile import open_capture
 from tcpclose.analyze.output import Summary, csv_header, csv_row
@@ -55,6 +54,11 @@ from tcpclose.analyze.table import (
 from tcpclose.analyze.textview import WorstRows
 from tcpclose.errors import TcpcloseError
 from tcpclose.status import ExitStatus
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from tcpclose.analyze.lazynumpy import np
 
 
 class WorkerFailed(TcpcloseError):
@@ -177,7 +181,8 @@ class ShareTable(ConnectionTable):
         return self.started
 
     def _share(self) -> tuple[int, bytes]:
-        return self.index, np.array(_cuts(self.workers), dtype=np.uint32).tobytes()
+        # uint32 in the machine's byte order, as the compiled loop reads them
+        return self.index, b"".join(c.to_bytes(4, sys.byteorder) for c in _cuts(self.workers))
 
     def _scan_batch(
         self, lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray, times: np.ndarray
@@ -188,6 +193,7 @@ class ShareTable(ConnectionTable):
             return
         base = self.packets
         count = len(starts)
+        starts, ends, times = np.asarray(starts), np.asarray(ends), np.asarray(times)
         headers = ipv4_headers(lt, buf, starts, ends)
         if headers is None:
             for i in range(count):

@@ -33,14 +33,18 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from tcpclose.analyze.capfile import Frame
 from tcpclose.analyze.filter import ConnectionFilter
 from tcpclose.classify import ConnectionTracker, ConnectionVerdict
 from tcpclose.classify.memo import MemoTracker, TrackerMemo
 from tcpclose.model.packet import Packet
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from tcpclose.analyze.lazynumpy import np
 
 try:  # the compiled inner loop (setup.py builds it when a C compiler is there)
     from tcpclose.analyze import _fastscan  # type: ignore[attr-defined]  # compiled, no stub
@@ -134,7 +138,7 @@ def reverse_key(key: bytes, alen: int) -> bytes:
 
 
 #: the bytes of the IPv4 key's reverse, from the start of the IP header (see `reverse_key`)
-_REVERSE = np.array([16, 17, 18, 19, 12, 13, 14, 15, 22, 23, 20, 21])
+_REVERSE = [16, 17, 18, 19, 12, 13, 14, 15, 22, 23, 20, 21]
 #: where the network layer starts, and where its 2-byte protocol number is, by link type
 _NETWORK_AT = {1: (14, 12), 113: (16, 14), 276: (20, 0), 12: (0, -1), 14: (0, -1), 101: (0, -1)}
 _NETWORK_AT[228] = (0, -1)
@@ -355,6 +359,7 @@ class ConnectionTable:
         if _fastscan is not None and where is not None and self.compiled:
             self._scan_compiled(lt, where, buf, starts, ends, times)
             return
+        starts, ends, times = np.asarray(starts), np.asarray(ends), np.asarray(times)
         d = _decode_ipv4(lt, buf, starts, ends)
         get = self._flows.get
         base = packets = self.packets
@@ -414,9 +419,10 @@ class ConnectionTable:
         """`_scan_batch` with the compiled loop (`_fastscan.scan`) for the frames it can
         take, and `_frame` for each frame it stops at (see `_fastscan.c`)."""
         count = len(starts)
-        starts = np.ascontiguousarray(starts, dtype=np.int64)
-        ends = np.ascontiguousarray(ends, dtype=np.int64)
-        times = np.ascontiguousarray(times, dtype=np.float64)
+        if not isinstance(starts, memoryview):  # (a memoryview from the compiled walk is)
+            starts = np.ascontiguousarray(starts, dtype=np.int64)
+            ends = np.ascontiguousarray(ends, dtype=np.int64)
+            times = np.ascontiguousarray(times, dtype=np.float64)
         at_net, at_proto = where
         scan = _fastscan.scan
         index, cuts = self._share()
