@@ -76,15 +76,17 @@ def run_both(path: Path, modes: tuple[str, ...] = ("csv",)) -> tuple[list[Row], 
 @contextlib.contextmanager
 def compiled_loop(on: bool) -> Iterator[None]:
     """With the compiled inner loop (`tcpclose.analyze._fastscan`, when built) or without."""
-    from tcpclose.analyze import capfile, parallel, table
+    from tcpclose.analyze import capfile, output, parallel, table
 
     saved = table._fastscan
-    table._fastscan = saved if on else None  # type: ignore[assignment]
-    parallel._fastscan = capfile._fastscan = table._fastscan  # type: ignore[assignment]
+    modules = (table, parallel, capfile, output)
+    for module in modules:
+        module._fastscan = saved if on else None  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        table._fastscan = parallel._fastscan = capfile._fastscan = saved  # type: ignore[assignment]
+        for module in modules:
+            module._fastscan = saved  # type: ignore[attr-defined]
 
 
 def test_the_compiled_loop_is_built_where_a_compiler_is() -> None:

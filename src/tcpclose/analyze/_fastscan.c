@@ -22,6 +22,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 static PyObject *s_real, *s_node, *s_base_o, *s_base_r, *s_end, *s_next, *s_tracker,
     *s_first, *s_feed, *s_address, *s_flows, *s_live, *s_addresses, *s_memo, *s_number, *s_ended;
@@ -462,9 +463,180 @@ fail:
     return NULL;
 }
 
+/* ---- row text (`tcpclose.analyze.output`): the per-row part of csv_row, json_row and
+ * zeek_row; None where Python must do it (a tail not cached yet, a value to quote, a field
+ * missing or of an unexpected type), which it then does. */
+
+static PyObject *s_number_f, *s_verdict_f, *s_dict, *s_originator, *s_responder, *s_start,
+    *s_end_f, *s_tail_names[10], *s_zeek_names[6];
+
+/* "host:port", or "[host]:port" for a host with ':' (output.endpoint); NULL + no error: None */
+static PyObject *endpoint(PyObject *ep) {
+    if (!PyTuple_Check(ep) || PyTuple_GET_SIZE(ep) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(ep, 0)) ||
+        !PyLong_CheckExact(PyTuple_GET_ITEM(ep, 1)))
+        return NULL;
+    PyObject *host = PyTuple_GET_ITEM(ep, 0), *port = PyTuple_GET_ITEM(ep, 1);
+    Py_ssize_t colon = PyUnicode_FindChar(host, ':', 0, PyUnicode_GET_LENGTH(host), 1);
+    if (colon == -2)
+        return NULL;
+    return colon >= 0 ? PyUnicode_FromFormat("[%U]:%S", host, port)
+                      : PyUnicode_FromFormat("%U:%S", host, port);
+}
+
+/* The verdict's field dict and its start and end, or 0 (None: Python's). */
+static int verdict_of(PyObject *row, PyObject **number, PyObject **fields, double *start,
+                      double *end) {
+    PyObject *verdict = PyObject_GetAttr(row, s_verdict_f);
+    if (!verdict)
+        return -1;
+    *fields = PyObject_GetAttr(verdict, s_dict);
+    Py_DECREF(verdict);
+    if (!*fields)
+        return -1;
+    *number = PyObject_GetAttr(row, s_number_f);
+    if (!*number) {
+        Py_CLEAR(*fields);
+        return -1;
+    }
+    PyObject *st = PyDict_Check(*fields) ? PyDict_GetItem(*fields, s_start) : NULL;
+    PyObject *en = PyDict_Check(*fields) ? PyDict_GetItem(*fields, s_end_f) : NULL;
+    if (!st || !en || !PyFloat_CheckExact(st) || !PyFloat_CheckExact(en) ||
+        !PyLong_CheckExact(*number)) {
+        Py_CLEAR(*fields);
+        Py_CLEAR(*number);
+        return 0;
+    }
+    *start = PyFloat_AS_DOUBLE(st);
+    *end = PyFloat_AS_DOUBLE(en);
+    return 1;
+}
+
+/* The cached tail of the row's shared columns (output._TAILS / _JSON_TAILS), borrowed. */
+static PyObject *cached_tail(PyObject *fields, PyObject *tails) {
+    PyObject *key = PyTuple_New(10);
+    if (!key)
+        return NULL;
+    for (int j = 0; j < 10; j++) {
+        PyObject *v = PyDict_GetItem(fields, s_tail_names[j]);
+        if (!v) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        Py_INCREF(v);
+        PyTuple_SET_ITEM(key, j, v);
+    }
+    PyObject *tail = PyDict_GetItemWithError(tails, key);
+    Py_DECREF(key);
+    return tail;
+}
+
+/* text_row(kind, row, tails): kind 0 csv_row, 1 json_row (tails: the caches), 2 zeek_row. */
+static PyObject *text_row(PyObject *self, PyObject *args) {
+    int kind;
+    PyObject *row, *tails;
+    if (!PyArg_ParseTuple(args, "iOO!", &kind, &row, &PyDict_Type, &tails))
+        return NULL;
+    PyObject *number = NULL, *fields = NULL, *o = NULL, *r = NULL, *result = NULL;
+    char *a = NULL, *b = NULL;
+    double start, end;
+    int got = verdict_of(row, &number, &fields, &start, &end);
+    if (got <= 0)
+        return got < 0 ? NULL : Py_NewRef(Py_None);
+    PyObject *oe = PyDict_GetItem(fields, s_originator);
+    PyObject *re = PyDict_GetItem(fields, s_responder);
+    if (!oe || !re)
+        goto none;
+    if (kind == 2) { /* zeek: every column from this row */
+        PyObject *z[6];
+        for (int j = 0; j < 6; j++) {
+            z[j] = PyDict_GetItem(fields, s_zeek_names[j]);
+            if (!z[j])
+                goto none;
+        }
+        if (!PyTuple_Check(oe) || PyTuple_GET_SIZE(oe) != 2 || !PyTuple_Check(re) ||
+            PyTuple_GET_SIZE(re) != 2 || !PyUnicode_Check(z[2]) || !PyUnicode_Check(z[3]))
+            goto none;
+        long long n = PyLong_AsLongLong(number);
+        if (n < 0 || (n == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            goto none;
+        }
+        char uid[19];
+        static const char digits[] =
+            "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        uid[0] = 'C';
+        uid[18] = 0;
+        for (int j = 17; j >= 1; j--) {
+            uid[j] = digits[n % 62];
+            n /= 62;
+        }
+        if (n) /* more than 17 digits: Python's */
+            goto none;
+        a = PyOS_double_to_string(start, 'f', 6, 0, NULL);
+        b = PyOS_double_to_string(end - start, 'f', 6, 0, NULL);
+        if (!a || !b)
+            goto done;
+        int empty = PyUnicode_GET_LENGTH(z[3]) == 0; /* Zeek's "(empty)" */
+        result = PyUnicode_FromFormat(
+            "%s\t%s\t%S\t%S\t%S\t%S\ttcp\t%s\t%S\t%S\t%U\t%s%U\t%S\t%S\n", a, uid,
+            PyTuple_GET_ITEM(oe, 0), PyTuple_GET_ITEM(oe, 1), PyTuple_GET_ITEM(re, 0),
+            PyTuple_GET_ITEM(re, 1), b, z[0], z[1], z[2], empty ? "(empty)" : "", z[3], z[4],
+            z[5]);
+        goto done;
+    }
+    PyObject *tail = cached_tail(fields, tails);
+    if (!tail)
+        goto none_or_error;
+    o = endpoint(oe);
+    r = o ? endpoint(re) : NULL;
+    if (!r)
+        goto none_or_error;
+    if (kind == 0) {
+        /* a value csv.writer would quote: Python's */
+        for (int side = 0; side < 2; side++) {
+            Py_ssize_t len;
+            const char *u = PyUnicode_AsUTF8AndSize(side ? r : o, &len);
+            if (!u)
+                goto done;
+            if (memchr(u, ',', len) || memchr(u, '"', len) || memchr(u, '\r', len) ||
+                memchr(u, '\n', len))
+                goto none;
+        }
+        a = PyOS_double_to_string(start, 'f', 6, 0, NULL);
+        b = PyOS_double_to_string(end - start, 'f', 6, 0, NULL);
+        if (a && b)
+            result = PyUnicode_FromFormat("%S,%U,%U,%s,%s,%U", number, o, r, a, b, tail);
+    } else {
+        a = PyOS_double_to_string(start, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        b = PyOS_double_to_string(end - start, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (a && b)
+            result = PyUnicode_FromFormat("{\"number\": %S, \"originator\": \"%U\", "
+                                          "\"responder\": \"%U\", \"start\": %s, "
+                                          "\"duration\": %s, %U",
+                                          number, o, r, a, b, tail);
+    }
+    goto done;
+none_or_error:
+    if (PyErr_Occurred())
+        goto done;
+none:
+    result = Py_NewRef(Py_None);
+done:
+    if (a)
+        PyMem_Free(a);
+    if (b)
+        PyMem_Free(b);
+    Py_XDECREF(o);
+    Py_XDECREF(r);
+    Py_XDECREF(number);
+    Py_XDECREF(fields);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Track the plain frames of a chunk; stop at one for Python."},
     {"walk", walk, METH_VARARGS, "The pcap records of a chunk: starts, ends, times."},
+    {"text_row", text_row, METH_VARARGS, "A row's CSV, JSON or Zeek text (None: Python's)."},
     {"quiet", quiet, METH_VARARGS, "The live connections a sweep finishes, in start order."},
     {NULL, NULL, 0, NULL},
 };
@@ -488,6 +660,26 @@ PyMODINIT_FUNC PyInit__fastscan(void) {
     s_memo = PyUnicode_InternFromString("_memo");
     s_number = PyUnicode_InternFromString("_next_number");
     s_ended = PyUnicode_InternFromString("ended");
+    s_number_f = PyUnicode_InternFromString("number");
+    s_verdict_f = PyUnicode_InternFromString("verdict");
+    s_dict = PyUnicode_InternFromString("__dict__");
+    s_originator = PyUnicode_InternFromString("originator");
+    s_responder = PyUnicode_InternFromString("responder");
+    s_start = PyUnicode_InternFromString("start");
+    s_end_f = s_end;
+    static const char *tail_names[10] = {
+        "bytes_originator", "bytes_responder", "packets", "first_fin", "first_rst",
+        "data_after_fin", "termination", "reason", "conn_state", "history"};
+    for (int j = 0; j < 10; j++)
+        if (!(s_tail_names[j] = PyUnicode_InternFromString(tail_names[j])))
+            return NULL;
+    static const char *zeek_names[6] = {"bytes_originator", "bytes_responder", "conn_state",
+                                        "history", "packets_originator", "packets_responder"};
+    for (int j = 0; j < 6; j++)
+        if (!(s_zeek_names[j] = PyUnicode_InternFromString(zeek_names[j])))
+            return NULL;
+    if (!s_number_f || !s_verdict_f || !s_dict || !s_originator || !s_responder || !s_start)
+        return NULL;
     if (!s_real || !s_node || !s_base_o || !s_base_r || !s_end || !s_next || !s_tracker ||
         !s_first || !s_feed || !s_address || !s_flows || !s_live || !s_addresses || !s_memo ||
         !s_number || !s_ended)

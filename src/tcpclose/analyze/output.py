@@ -12,6 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tcpclose.analyze.table import Row
+
+try:  # the rows' text in C (setup.py builds it when a C compiler is there)
+    from tcpclose.analyze import _fastscan  # type: ignore[attr-defined]  # compiled, no stub
+except ImportError:  # pragma: no cover - the Python below gives the same text
+    _fastscan = None  # type: ignore[assignment]
 from tcpclose.classify import ConnectionVerdict, Side, Termination
 
 #: CSV and JSON columns, in order.
@@ -95,6 +100,10 @@ def csv_header() -> str:
 
 def csv_row(row: Row) -> str:
     """The `record` values in COLUMNS order, times with 6 decimals, None as empty."""
+    if _fastscan is not None:  # this function in C, once the row's tail is cached
+        text = _fastscan.text_row(0, row, _TAILS)
+        if text is not None:
+            return text
     v = row.verdict
     tail_values = (
         v.bytes_originator,
@@ -165,6 +174,10 @@ def _csv_line(values: Iterable[Any]) -> str:
 def json_row(row: Row) -> str:
     """`json.dumps(record(row), ensure_ascii=False)`, built from a cached text of the columns
     that many rows share (tests compare the two)."""
+    if _fastscan is not None:  # this function in C, once the row's tail is cached
+        text = _fastscan.text_row(1, row, _JSON_TAILS)
+        if text is not None:
+            return text
     v = row.verdict
     tail_values = (
         v.bytes_originator,
@@ -332,6 +345,10 @@ def zeek_uid(number: int) -> str:
 
 def zeek_row(row: Row) -> str:
     """One conn.log line (tab-separated, in ZEEK_FIELDS order)."""
+    if _fastscan is not None:  # this function in C
+        text = _fastscan.text_row(2, row, _TAILS)
+        if text is not None:
+            return text
     v = row.verdict
     return (
         f"{v.start:.6f}\t{zeek_uid(row.number)}\t{v.originator[0]}\t"
