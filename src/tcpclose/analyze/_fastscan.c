@@ -23,6 +23,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
 
 static PyObject *s_real, *s_node, *s_base_o, *s_base_r, *s_end, *s_next, *s_tracker,
     *s_first, *s_feed, *s_address, *s_flows, *s_live, *s_addresses, *s_memo, *s_number, *s_ended;
@@ -34,11 +35,72 @@ static inline uint32_t u32(const unsigned char *p) {
 static inline uint32_t u16(const unsigned char *p) { return ((uint32_t)p[0] << 8) | p[1]; }
 
 
+
+/* Slots read and written in place: the offsets of a __slots__ member (a T_OBJECT_EX member
+ * descriptor) of a type, found once per type; -1 for anything else (then the attribute
+ * protocol). Only used on objects of exactly that type. */
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t real, node, base_o, base_r, end, next;
+} Offsets;
+static Offsets tracker_at = {NULL, -1, -1, -1, -1, -1, -1}, node_at = {NULL, -1, -1, -1, -1, -1, -1};
+
+static Py_ssize_t offset_of(PyTypeObject *type, PyObject *name) {
+    PyObject *d = PyObject_GetAttr((PyObject *)type, name);
+    if (!d) {
+        PyErr_Clear();
+        return -1;
+    }
+    Py_ssize_t off = -1;
+    if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX && !(m->flags & READONLY))
+            off = m->offset;
+    }
+    Py_DECREF(d);
+    return off;
+}
+
+static void find_offsets(Offsets *at, PyTypeObject *type) {
+    if (at->type == type)
+        return;
+    at->type = type;
+    at->real = offset_of(type, s_real);
+    at->node = offset_of(type, s_node);
+    at->base_o = offset_of(type, s_base_o);
+    at->base_r = offset_of(type, s_base_r);
+    at->end = offset_of(type, s_end);
+    at->next = offset_of(type, s_next);
+}
+
+/* getattr(o, name) (a new reference), from the slot at `off` when there is one and it is set */
+static inline PyObject *get(PyObject *o, PyObject *name, Py_ssize_t off) {
+    if (off >= 0) {
+        PyObject *v = *(PyObject **)((char *)o + off);
+        if (v)
+            return Py_NewRef(v);
+    }
+    return PyObject_GetAttr(o, name);
+}
+
+/* setattr(o, name, v), into the slot at `off` when there is one */
+static inline int set(PyObject *o, PyObject *name, Py_ssize_t off, PyObject *v) {
+    if (off >= 0) {
+        PyObject **p = (PyObject **)((char *)o + off);
+        PyObject *old = *p;
+        *p = Py_NewRef(v);
+        Py_XDECREF(old);
+        return 0;
+    }
+    return PyObject_SetAttr(o, name, v);
+}
+
 /* Move a MemoTracker on the shared states by one segment (`MemoTracker.feed_fields` when the
  * next state is known): 1 done, 0 a state never met (Python computes it), -1 error. */
 static int step(PyObject *tracker, int is_orig, unsigned flags, uint32_t seq, uint32_t ack,
                 int win_zero, long length, double t) {
-    PyObject *base_obj = PyObject_GetAttr(tracker, is_orig ? s_base_o : s_base_r);
+    const Offsets *at = &tracker_at; /* (the caller checked the tracker's type) */
+    PyObject *base_obj = get(tracker, is_orig ? s_base_o : s_base_r, is_orig ? at->base_o : at->base_r);
     if (!base_obj)
         return -1;
     uint32_t base;
@@ -47,7 +109,8 @@ static int step(PyObject *tracker, int is_orig, unsigned flags, uint32_t seq, ui
         PyObject *seq_obj = PyLong_FromUnsignedLong(seq);
         if (!seq_obj)
             return -1;
-        int failed = PyObject_SetAttr(tracker, is_orig ? s_base_o : s_base_r, seq_obj);
+        int failed = set(tracker, is_orig ? s_base_o : s_base_r,
+                         is_orig ? at->base_o : at->base_r, seq_obj);
         Py_DECREF(seq_obj);
         if (failed)
             return -1;
@@ -58,25 +121,42 @@ static int step(PyObject *tracker, int is_orig, unsigned flags, uint32_t seq, ui
     }
     uint32_t rel_ack = 0;
     if (flags & 0x10) {
-        PyObject *peer = PyObject_GetAttr(tracker, is_orig ? s_base_r : s_base_o);
+        PyObject *peer = get(tracker, is_orig ? s_base_r : s_base_o, is_orig ? at->base_r : at->base_o);
         if (!peer)
             return -1;
         if (peer != Py_None)
             rel_ack = ack - (uint32_t)PyLong_AsUnsignedLongMask(peer);
         Py_DECREF(peer);
     }
-    PyObject *node = PyObject_GetAttr(tracker, s_node);
+    PyObject *node = get(tracker, s_node, at->node);
     if (!node)
         return -1;
-    PyObject *next = PyObject_GetAttr(node, s_next);
+    find_offsets(&node_at, Py_TYPE(node));
+    PyObject *next = get(node, s_next, node_at.next);
     Py_DECREF(node);
     if (!next)
         return -1;
     /* (is_orig, flags & 0x17, relative seq, relative ack, window 0, length) */
-    PyObject *tkey = Py_BuildValue("(OIkkOl)", is_orig ? Py_True : Py_False, flags & 0x17,
-                                   (unsigned long)(uint32_t)(seq - base), (unsigned long)rel_ack,
-                                   win_zero ? Py_True : Py_False, length);
+    PyObject *tkey = PyTuple_New(6);
     if (!tkey) {
+        Py_DECREF(next);
+        return -1;
+    }
+    PyObject *o = is_orig ? Py_True : Py_False, *w = win_zero ? Py_True : Py_False;
+    PyObject *f = PyLong_FromUnsignedLong(flags & 0x17);
+    PyObject *sq = PyLong_FromUnsignedLong((uint32_t)(seq - base));
+    PyObject *ak = PyLong_FromUnsignedLong(rel_ack);
+    PyObject *ln = PyLong_FromLong(length);
+    Py_INCREF(o);
+    Py_INCREF(w);
+    PyTuple_SET_ITEM(tkey, 0, o);
+    PyTuple_SET_ITEM(tkey, 1, f);
+    PyTuple_SET_ITEM(tkey, 2, sq);
+    PyTuple_SET_ITEM(tkey, 3, ak);
+    PyTuple_SET_ITEM(tkey, 4, w);
+    PyTuple_SET_ITEM(tkey, 5, ln);
+    if (!f || !sq || !ak || !ln) {
+        Py_DECREF(tkey);
         Py_DECREF(next);
         return -1;
     }
@@ -93,7 +173,7 @@ static int step(PyObject *tracker, int is_orig, unsigned flags, uint32_t seq, ui
         Py_DECREF(nxt);
         return -1;
     }
-    int failed = PyObject_SetAttr(tracker, s_node, nxt) || PyObject_SetAttr(tracker, s_end, tt);
+    int failed = set(tracker, s_node, at->node, nxt) || set(tracker, s_end, at->end, tt);
     Py_DECREF(tt);
     Py_DECREF(nxt);
     return failed ? -1 : 1;
@@ -172,7 +252,7 @@ static int start_connection(PyObject *table, PyObject *memo, PyObject *flows, Py
     int win_zero = u16(h + 34) == 0;
     int done = 0;
     if ((PyObject *)Py_TYPE(tracker) == memo_type) {
-        PyObject *real = PyObject_GetAttr(tracker, s_real);
+        PyObject *real = get(tracker, s_real, tracker_at.real);
         if (!real)
             goto out;
         Py_DECREF(real);
@@ -248,6 +328,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     number = PyLong_AsLongLong(number_obj);
     if (number == -1 && PyErr_Occurred())
         goto done;
+    if (PyType_Check(memo_type))
+        find_offsets(&tracker_at, (PyTypeObject *)memo_type);
     for (; i < count; i++) {
         long long packets = packets_before + i + 1;
         if (!(packets & sweep_mask))
@@ -316,7 +398,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (orig_dir < 0)
             goto done;
         int is_orig = orig_dir != swap;
-        PyObject *real = PyObject_GetAttr(tracker, s_real);
+        PyObject *real = get(tracker, s_real, tracker_at.real);
         if (!real)
             goto done;
         Py_DECREF(real);
