@@ -26,7 +26,8 @@
 #include <structmember.h>
 
 static PyObject *s_real, *s_node, *s_base_o, *s_base_r, *s_end, *s_next, *s_tracker,
-    *s_first, *s_feed, *s_address, *s_flows, *s_live, *s_addresses, *s_memo, *s_number, *s_ended;
+    *s_first, *s_feed, *s_address, *s_flows, *s_live, *s_addresses, *s_memo, *s_number, *s_ended, *s_done,
+    *s_verdict_m;
 
 static inline uint32_t u32(const unsigned char *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
@@ -517,7 +518,9 @@ static PyObject *quiet(PyObject *self, PyObject *args) {
             goto fail;
         }
         PyObject *tracker = PyList_GET_ITEM(entry, 0);
-        PyObject *end_obj = PyObject_GetAttr(tracker, s_end);
+        PyObject *end_obj = Py_TYPE(tracker) == tracker_at.type
+                                ? get(tracker, s_end, tracker_at.end)
+                                : PyObject_GetAttr(tracker, s_end);
         if (!end_obj)
             goto fail;
         double end = PyFloat_AsDouble(end_obj);
@@ -715,10 +718,66 @@ done:
     return result;
 }
 
+/* finish(table, entries, row_type): `ConnectionTable._finish` for each entry, in order:
+ * forget it (its 4-tuple's entry if it is still this tracker's, its live number), then hand
+ * `row_type(number, tracker.verdict())` to the table's `_done`. */
+static PyObject *finish(PyObject *self, PyObject *args) {
+    PyObject *table, *entries, *row_type;
+    if (!PyArg_ParseTuple(args, "OO!O", &table, &PyList_Type, &entries, &row_type))
+        return NULL;
+    PyObject *flows = PyObject_GetAttr(table, s_flows);
+    PyObject *live = PyObject_GetAttr(table, s_live);
+    PyObject *done = PyObject_GetAttr(table, s_done);
+    PyObject *result = NULL;
+    if (!flows || !live || !done)
+        goto out;
+    if (!PyDict_Check(flows) || !PyDict_Check(live)) {
+        PyErr_SetString(PyExc_TypeError, "the table's flows and live are dicts");
+        goto out;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
+        PyObject *entry = PyList_GET_ITEM(entries, i);
+        if (!PyList_Check(entry) || PyList_GET_SIZE(entry) != 4) {
+            PyErr_SetString(PyExc_TypeError, "an entry is a list of 4");
+            goto out;
+        }
+        Py_INCREF(entry); /* (the dicts may hold the last other reference) */
+        PyObject *tracker = PyList_GET_ITEM(entry, 0), *number = PyList_GET_ITEM(entry, 2),
+                 *key = PyList_GET_ITEM(entry, 3);
+        int failed = 0;
+        PyObject *current = PyDict_GetItemWithError(flows, key);
+        if (current) {
+            if (PyList_Check(current) && PyList_GET_SIZE(current) > 0 &&
+                PyList_GET_ITEM(current, 0) == tracker)
+                failed = PyDict_DelItem(flows, key);
+        } else if (PyErr_Occurred()) {
+            failed = 1;
+        }
+        failed = failed || PyDict_DelItem(live, number);
+        PyObject *verdict = failed ? NULL : PyObject_CallMethodNoArgs(tracker, s_verdict_m);
+        PyObject *row = verdict ? PyObject_CallFunctionObjArgs(row_type, number, verdict, NULL)
+                                : NULL;
+        PyObject *r = row ? PyObject_CallOneArg(done, row) : NULL;
+        Py_XDECREF(verdict);
+        Py_XDECREF(row);
+        Py_DECREF(entry);
+        if (!r)
+            goto out;
+        Py_DECREF(r);
+    }
+    result = Py_NewRef(Py_None);
+out:
+    Py_XDECREF(flows);
+    Py_XDECREF(live);
+    Py_XDECREF(done);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Track the plain frames of a chunk; stop at one for Python."},
     {"walk", walk, METH_VARARGS, "The pcap records of a chunk: starts, ends, times."},
     {"text_row", text_row, METH_VARARGS, "A row's CSV, JSON or Zeek text (None: Python's)."},
+    {"finish", finish, METH_VARARGS, "Finish these connections, in order (their rows out)."},
     {"quiet", quiet, METH_VARARGS, "The live connections a sweep finishes, in start order."},
     {NULL, NULL, 0, NULL},
 };
@@ -742,6 +801,10 @@ PyMODINIT_FUNC PyInit__fastscan(void) {
     s_memo = PyUnicode_InternFromString("_memo");
     s_number = PyUnicode_InternFromString("_next_number");
     s_ended = PyUnicode_InternFromString("ended");
+    s_done = PyUnicode_InternFromString("_done");
+    s_verdict_m = PyUnicode_InternFromString("verdict");
+    if (!s_done || !s_verdict_m)
+        return NULL;
     s_number_f = PyUnicode_InternFromString("number");
     s_verdict_f = PyUnicode_InternFromString("verdict");
     s_dict = PyUnicode_InternFromString("__dict__");

@@ -342,8 +342,7 @@ class _Share:
         table.tag = _END
         left = list(table._live.values())  # in start order
         for at in range(0, len(left), _END_SLICE):
-            for entry in left[at : at + _END_SLICE]:
-                table._finish(entry)
+            table.finish_entries(left[at : at + _END_SLICE])
             # later rows: connections that started after this slice's last one
             last = left[min(at + _END_SLICE, len(left)) - 1]
             yield [], rows, (_END, table.started[last[2]] + 1)

@@ -543,6 +543,14 @@ class ConnectionTable:
             Packet(t, src, sport, dst, dport, flags, seq, ack, win, length, payload)
         )
 
+    def finish_entries(self, entries: list[list]) -> None:
+        """`_finish` each entry, in order."""
+        if _fastscan is not None and self.compiled and type(self)._finish is _FINISH:
+            _fastscan.finish(self, entries, Row)  # the loop below in C
+            return
+        for entry in entries:
+            self._finish(entry)
+
     def _finish(self, entry: list) -> None:
         """Hand one connection's verdict out and forget it."""
         tracker, _, number, key = entry
@@ -561,20 +569,23 @@ class ConnectionTable:
         """Finish connections that ended `linger` seconds ago or were idle IDLE seconds, in
         start order. (IDLE >= linger: a connection idle less than linger stays, ended or not.)"""
         linger = self.linger
-        if _fastscan is not None and self.compiled:
-            finished = _fastscan.quiet(self._live, now, linger, IDLE)  # the lines below in C
-        else:
-            quiet = [entry for entry in self._live.values() if now - entry[0].end > linger]
-            finished = [e for e in quiet if now - e[0].end > IDLE or e[0].ended]
-        for entry in finished:
-            self._finish(entry)
+        if _fastscan is not None and self.compiled:  # the lines below in C
+            self.finish_entries(_fastscan.quiet(self._live, now, linger, IDLE))
+            return
+        quiet = [entry for entry in self._live.values() if now - entry[0].end > linger]
+        for entry in quiet:
+            if now - entry[0].end > IDLE or entry[0].ended:
+                self._finish(entry)
 
     def finish(self) -> None:
         """Finish every connection still in the table, in start order."""
-        for entry in list(self._live.values()):
-            self._finish(entry)
+        self.finish_entries(list(self._live.values()))
         self._ignored.clear()
 
     @property
     def connections(self) -> int:
         return self._next_number
+
+
+#: what `_fastscan.finish` does for each entry (a table that finishes otherwise does it so)
+_FINISH = ConnectionTable._finish
