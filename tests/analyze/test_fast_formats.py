@@ -21,10 +21,13 @@ from tcpclose.classify import ConnectionVerdict, Side, Termination
 DATA = Path(__file__).parents[1] / "data" / "analyze"
 
 
-def test_time_of_day_is_the_clocks() -> None:
+@pytest.mark.parametrize("compiled", [True, False])
+def test_time_of_day_is_the_clocks(compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Random times, times a hair either side of a microsecond's half (where the rounding
     goes to even), a second's end (where the microseconds carry), a day's end, 0, negative
-    and huge times (which take the datetime path)."""
+    and huge times (which take the datetime path); in C (when built) and in Python."""
+    if not compiled:
+        monkeypatch.setattr(output, "_fastscan", None)
     rng = random.Random(12)
     times = [rng.uniform(0, 2e9) for _ in range(20_000)]
     times += [k + 0.9999995 for k in range(0, 10**6, 997)]
@@ -39,6 +42,12 @@ def test_time_of_day_is_the_clocks() -> None:
 @given(st.floats(min_value=-1e10, max_value=4e9, allow_nan=False))
 def test_time_of_day_any_float(t: float) -> None:
     assert time_of_day(t) == clock(t)[11:]
+    saved = output._fastscan
+    output._fastscan = None  # type: ignore[assignment]
+    try:
+        assert time_of_day(t) == clock(t)[11:]
+    finally:
+        output._fastscan = saved  # type: ignore[assignment]
 
 
 def plain_line(lay: Layout, values: dict[str, str]) -> str:

@@ -23,6 +23,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 #include <structmember.h>
 
 static PyObject *s_real, *s_node, *s_base_o, *s_base_r, *s_end, *s_next, *s_tracker,
@@ -773,11 +774,38 @@ out:
     return result;
 }
 
+/* time_of_day(t) -> "HH:MM:SS.ffffff" (`output.time_of_day`: the microseconds rounded half
+ * to even, as datetime.fromtimestamp rounds them; a million carries into the seconds), or
+ * None outside 0 <= t < 2.5e11 (Python's datetime decides there). */
+static PyObject *time_of_day(PyObject *self, PyObject *arg) {
+    double t = PyFloat_AsDouble(arg);
+    if (t == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (!(t >= 0.0 && t < 2.5e11))
+        Py_RETURN_NONE;
+    double whole;
+    double micro = modf(t, &whole) * 1e6;
+    double rounded = round(micro);
+    if (fabs(micro - rounded) == 0.5)
+        rounded = 2.0 * round(micro / 2.0);
+    long long us = (long long)rounded, second = (long long)whole;
+    if (us >= 1000000) {
+        us -= 1000000;
+        second += 1;
+    }
+    second %= 86400;
+    char text[64];
+    snprintf(text, sizeof text, "%02lld:%02lld:%02lld.%06lld", second / 3600, second / 60 % 60,
+             second % 60, us);
+    return PyUnicode_FromString(text);
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Track the plain frames of a chunk; stop at one for Python."},
     {"walk", walk, METH_VARARGS, "The pcap records of a chunk: starts, ends, times."},
     {"text_row", text_row, METH_VARARGS, "A row's CSV, JSON or Zeek text (None: Python's)."},
     {"finish", finish, METH_VARARGS, "Finish these connections, in order (their rows out)."},
+    {"time_of_day", time_of_day, METH_O, "Epoch seconds -> HH:MM:SS.ffffff (UTC)."},
     {"quiet", quiet, METH_VARARGS, "The live connections a sweep finishes, in start order."},
     {NULL, NULL, 0, NULL},
 };

@@ -368,6 +368,10 @@ def time_of_day(t: float) -> str:
     """`clock(t)[11:]` ("21:16:03.123456"), without a datetime: the microseconds rounded
     as `datetime.fromtimestamp` rounds them (the fraction times 10**6, half to even; a
     million carries into the seconds). Tests compare the two."""
+    if _fastscan is not None:  # this function in C
+        text = _fastscan.time_of_day(t)
+        if text is not None:
+            return text
     if not 0.0 <= t < 2.5e11:  # (beyond: the year 9999 is near, datetime decides)
         return clock(t)[11:]
     fraction, whole = math.modf(t)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import heapq
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from operator import itemgetter
 
 from tcpclose.analyze.output import closed_first, endpoint, time_of_day
 from tcpclose.analyze.table import Row
@@ -99,7 +100,15 @@ class Layout:
     def line(self, values: dict[str, str]) -> str:
         """The kept columns' values, right-justified (numbers) or left-justified to their
         widths (the last one left as it is), GAP spaces apart, without trailing spaces."""
-        return self._template.format(*[values[c.name] for c in self.columns]).rstrip()
+        return self._template.format(*self._values(values)).rstrip()
+
+    @cached_property
+    def _values(self) -> Callable[[dict[str, str]], Sequence[str]]:
+        """values -> the kept columns' values, in order."""
+        names = [c.name for c in self.columns]
+        if len(names) < 2:
+            return lambda values: [values[name] for name in names]
+        return itemgetter(*names)
 
     @cached_property
     def _template(self) -> str:
