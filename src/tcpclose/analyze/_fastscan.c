@@ -416,10 +416,16 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     result = PyLong_FromSsize_t(i);
 done:
     if (number_obj) { /* the connections numbered here count, whatever happened after */
+        PyObject *type, *value, *trace;
+        PyErr_Fetch(&type, &value, &trace); /* (an error so far stays the one raised) */
         PyObject *n_obj = PyLong_FromLongLong(number);
         if (!n_obj || PyObject_SetAttr(table, s_number, n_obj))
             Py_CLEAR(result);
         Py_XDECREF(n_obj);
+        if (type) {
+            PyErr_Clear();
+            PyErr_Restore(type, value, trace);
+        }
     }
     Py_XDECREF(flows);
     Py_XDECREF(live);
