@@ -13,7 +13,7 @@ setup(
         Extension(
             "tcpclose.analyze._fastscan",
             sources=["src/tcpclose/analyze/_fastscan.c"],
-            extra_compile_args=["-O2"],
+            extra_compile_args=["-O2", "-ffp-contract=off"],
             optional=True,
         )
     ]

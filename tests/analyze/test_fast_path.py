@@ -76,15 +76,17 @@ def run_both(path: Path, modes: tuple[str, ...] = ("csv",)) -> tuple[list[Row], 
 @contextlib.contextmanager
 def compiled_loop(on: bool) -> Iterator[None]:
     """With the compiled inner loop (`tcpclose.analyze._fastscan`, when built) or without."""
-    from tcpclose.analyze import parallel, table
+    from tcpclose.analyze import capfile, output, parallel, table
 
     saved = table._fastscan
-    table._fastscan = saved if on else None  # type: ignore[assignment]
-    parallel._fastscan = table._fastscan  # type: ignore[assignment]
+    modules = (table, parallel, capfile, output)
+    for module in modules:
+        module._fastscan = saved if on else None  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        table._fastscan = parallel._fastscan = saved  # type: ignore[assignment]
+        for module in modules:
+            module._fastscan = saved  # type: ignore[attr-defined]
 
 
 def test_the_compiled_loop_is_built_where_a_compiler_is() -> None:
@@ -418,6 +420,37 @@ def test_many_connections_across_sweeps(tmp_path: Path) -> None:
         n += 1
     rows, analysis = run_both(write_pcap(tmp_path / "big.pcap", frames), MODES)
     assert analysis.packets == len(frames) and len(rows) > 10_000
+
+
+@pytest.mark.parametrize("memo", ["not worth it", "tiny"])
+def test_connections_started_in_c_without_shared_states(
+    tmp_path: Path, memo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled loop starts connections whatever tracker the memo gives: a plain
+    ConnectionTracker when the memo is not worth it (fed through Python), or a MemoTracker of
+    a memo of 8 states that keeps starting again and turning trackers real."""
+    from tcpclose.classify import memo as memo_module
+
+    if memo == "not worth it":
+        monkeypatch.setattr(memo_module.TrackerMemo, "worth_it", property(lambda self: False))
+    else:
+        monkeypatch.setattr(memo_module.TrackerMemo.__init__, "__defaults__", (8, 1))
+    frames: list[tuple[float, bytes]] = []
+    t = 1.7e9
+    for n in range(300):
+        client = (f"10.3.{n % 5}.{1 + n % 50}", 2000 + n)
+        segments = [(True, 0x18, 0, 0, 65535, 10 + n % 4, 0.0001)]
+        segments += [(False, 0x18, 0, 10 + n % 4, 65535, 50 + n % 3, 0.0001)]
+        segments += [(True, 0x11, 10 + n % 4, 50 + n % 3, 65535, 0, 0.0001)]
+        if n % 3:
+            segments += [(False, 0x11, 50 + n % 3, 11 + n % 4, 65535, 0, 0.0)]
+        for t_at, ip, _ in conversation_frames(
+            client, ("10.4.0.1", 80), handshake_then(segments), t
+        ):
+            frames.append((t_at, ethernet(ip)))
+        t += 0.01
+    rows, _ = run_both(write_pcap(tmp_path / "memo.pcap", frames), ("csv",))
+    assert len(rows) == 300
 
 
 @pytest.mark.skipif(

@@ -11,12 +11,24 @@
  * frames after which the table sweeps. Python handles that frame (`_frame`) and calls again
  * from the next one: the results are the Python path's, frame for frame (the tests compare
  * the two on every capture they make).
+ *
+ * A SYN without ACK on a 4-tuple with no connection in the table starts one here when the
+ * table allows it (`can_start`: no filter, no packets collected): what `_frame` and
+ * `ConnectionTable._new` do (the tracker itself still comes from `TrackerMemo.tracker`).
+ *
+ * `walk(...)` is the pcap record walk of one read chunk (`CaptureFile._pcap_batches`): where
+ * each record's data starts and ends, and its time, with the same float operations.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include <structmember.h>
 
-static PyObject *s_real, *s_node, *s_base_o, *s_base_r, *s_end, *s_next;
+static PyObject *s_real, *s_node, *s_base_o, *s_base_r, *s_end, *s_next, *s_tracker,
+    *s_first, *s_feed, *s_address, *s_flows, *s_live, *s_addresses, *s_memo, *s_number, *s_ended, *s_done,
+    *s_verdict_m;
 
 static inline uint32_t u32(const unsigned char *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
@@ -24,18 +36,270 @@ static inline uint32_t u32(const unsigned char *p) {
 
 static inline uint32_t u16(const unsigned char *p) { return ((uint32_t)p[0] << 8) | p[1]; }
 
-/* scan(buf, starts, ends, times, first, count, at_net, at_proto, flows, memo_type,
- *      packets_before, sweep_mask, index, cuts) -> index of the first frame not handled
- * (count: all). With `cuts` (the uint32 hash cut points of `parallel._cuts`, as bytes) only
- * the connections of share `index` are tracked; the others' frames are only counted. */
+
+
+/* Slots read and written in place: the offsets of a __slots__ member (a T_OBJECT_EX member
+ * descriptor) of a type, found once per type; -1 for anything else (then the attribute
+ * protocol). Only used on objects of exactly that type. */
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t real, node, base_o, base_r, end, next;
+} Offsets;
+static Offsets tracker_at = {NULL, -1, -1, -1, -1, -1, -1}, node_at = {NULL, -1, -1, -1, -1, -1, -1};
+
+static Py_ssize_t offset_of(PyTypeObject *type, PyObject *name) {
+    PyObject *d = PyObject_GetAttr((PyObject *)type, name);
+    if (!d) {
+        PyErr_Clear();
+        return -1;
+    }
+    Py_ssize_t off = -1;
+    if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX && !(m->flags & READONLY))
+            off = m->offset;
+    }
+    Py_DECREF(d);
+    return off;
+}
+
+static void find_offsets(Offsets *at, PyTypeObject *type) {
+    if (at->type == type)
+        return;
+    at->type = type;
+    at->real = offset_of(type, s_real);
+    at->node = offset_of(type, s_node);
+    at->base_o = offset_of(type, s_base_o);
+    at->base_r = offset_of(type, s_base_r);
+    at->end = offset_of(type, s_end);
+    at->next = offset_of(type, s_next);
+}
+
+/* getattr(o, name) (a new reference), from the slot at `off` when there is one and it is set */
+static inline PyObject *get(PyObject *o, PyObject *name, Py_ssize_t off) {
+    if (off >= 0) {
+        PyObject *v = *(PyObject **)((char *)o + off);
+        if (v)
+            return Py_NewRef(v);
+    }
+    return PyObject_GetAttr(o, name);
+}
+
+/* setattr(o, name, v), into the slot at `off` when there is one */
+static inline int set(PyObject *o, PyObject *name, Py_ssize_t off, PyObject *v) {
+    if (off >= 0) {
+        PyObject **p = (PyObject **)((char *)o + off);
+        PyObject *old = *p;
+        *p = Py_NewRef(v);
+        Py_XDECREF(old);
+        return 0;
+    }
+    return PyObject_SetAttr(o, name, v);
+}
+
+/* Move a MemoTracker on the shared states by one segment (`MemoTracker.feed_fields` when the
+ * next state is known): 1 done, 0 a state never met (Python computes it), -1 error. */
+static int step(PyObject *tracker, int is_orig, unsigned flags, uint32_t seq, uint32_t ack,
+                int win_zero, long length, double t) {
+    const Offsets *at = &tracker_at; /* (the caller checked the tracker's type) */
+    PyObject *base_obj = get(tracker, is_orig ? s_base_o : s_base_r, is_orig ? at->base_o : at->base_r);
+    if (!base_obj)
+        return -1;
+    uint32_t base;
+    if (base_obj == Py_None) { /* this side's first packet: its numbers start here */
+        Py_DECREF(base_obj);
+        PyObject *seq_obj = PyLong_FromUnsignedLong(seq);
+        if (!seq_obj)
+            return -1;
+        int failed = set(tracker, is_orig ? s_base_o : s_base_r,
+                         is_orig ? at->base_o : at->base_r, seq_obj);
+        Py_DECREF(seq_obj);
+        if (failed)
+            return -1;
+        base = seq;
+    } else {
+        base = (uint32_t)PyLong_AsUnsignedLongMask(base_obj);
+        Py_DECREF(base_obj);
+    }
+    uint32_t rel_ack = 0;
+    if (flags & 0x10) {
+        PyObject *peer = get(tracker, is_orig ? s_base_r : s_base_o, is_orig ? at->base_r : at->base_o);
+        if (!peer)
+            return -1;
+        if (peer != Py_None)
+            rel_ack = ack - (uint32_t)PyLong_AsUnsignedLongMask(peer);
+        Py_DECREF(peer);
+    }
+    PyObject *node = get(tracker, s_node, at->node);
+    if (!node)
+        return -1;
+    find_offsets(&node_at, Py_TYPE(node));
+    PyObject *next = get(node, s_next, node_at.next);
+    Py_DECREF(node);
+    if (!next)
+        return -1;
+    /* (is_orig, flags & 0x17, relative seq, relative ack, window 0, length) */
+    PyObject *tkey = PyTuple_New(6);
+    if (!tkey) {
+        Py_DECREF(next);
+        return -1;
+    }
+    PyObject *o = is_orig ? Py_True : Py_False, *w = win_zero ? Py_True : Py_False;
+    PyObject *f = PyLong_FromUnsignedLong(flags & 0x17);
+    PyObject *sq = PyLong_FromUnsignedLong((uint32_t)(seq - base));
+    PyObject *ak = PyLong_FromUnsignedLong(rel_ack);
+    PyObject *ln = PyLong_FromLong(length);
+    Py_INCREF(o);
+    Py_INCREF(w);
+    PyTuple_SET_ITEM(tkey, 0, o);
+    PyTuple_SET_ITEM(tkey, 1, f);
+    PyTuple_SET_ITEM(tkey, 2, sq);
+    PyTuple_SET_ITEM(tkey, 3, ak);
+    PyTuple_SET_ITEM(tkey, 4, w);
+    PyTuple_SET_ITEM(tkey, 5, ln);
+    if (!f || !sq || !ak || !ln) {
+        Py_DECREF(tkey);
+        Py_DECREF(next);
+        return -1;
+    }
+    PyObject *nxt = PyDict_Check(next) ? PyDict_GetItemWithError(next, tkey) : NULL;
+    Py_DECREF(tkey);
+    if (!nxt) {
+        Py_DECREF(next);
+        return PyErr_Occurred() ? -1 : 0; /* a state nobody met yet: Python computes it */
+    }
+    Py_INCREF(nxt);
+    Py_DECREF(next);
+    PyObject *tt = PyFloat_FromDouble(t);
+    if (!tt) {
+        Py_DECREF(nxt);
+        return -1;
+    }
+    int failed = set(tracker, s_node, at->node, nxt) || set(tracker, s_end, at->end, tt);
+    Py_DECREF(tt);
+    Py_DECREF(nxt);
+    return failed ? -1 : 1;
+}
+
+/* The text of an IPv4 address, as `ConnectionTable._address` gives it (its cache first). */
+static PyObject *address(PyObject *table, PyObject *addresses, const unsigned char *raw) {
+    PyObject *key = PyBytes_FromStringAndSize((const char *)raw, 4);
+    if (!key)
+        return NULL;
+    PyObject *text = PyDict_GetItemWithError(addresses, key);
+    if (text) {
+        Py_INCREF(text);
+    } else if (!PyErr_Occurred()) {
+        text = PyObject_CallMethodOneArg(table, s_address, key);
+    }
+    Py_DECREF(key);
+    return text;
+}
+
+/* `ConnectionTable._new` for a plain IPv4 SYN (no filter, not a self-connection), then the
+ * SYN fed to the new tracker. Returns 0 or -1 (error). */
+static int start_connection(PyObject *table, PyObject *memo, PyObject *flows, PyObject *live,
+                 PyObject *addresses, PyObject *started, long long *number, long long packets,
+                 PyObject *memo_type, const unsigned char *h, const unsigned char *key,
+                 int swap, double t, unsigned flags, long length) {
+    uint32_t sport = u16(h + 20), dport = u16(h + 22);
+    int ok = -1;
+    PyObject *src = NULL, *dst = NULL, *tracker = NULL, *entry = NULL, *canonical = NULL,
+             *num = NULL, *first = NULL;
+    src = address(table, addresses, h + 12);
+    if (!src)
+        goto out;
+    dst = address(table, addresses, h + 16);
+    if (!dst)
+        goto out;
+    tracker = PyObject_CallMethod(memo, "tracker", "dOIOII", t, src, sport, dst, dport, flags);
+    if (!tracker)
+        goto out;
+    first = PyObject_GetAttr(tracker, s_first);
+    if (!first)
+        goto out;
+    int first_true = PyObject_IsTrue(first);
+    if (first_true < 0)
+        goto out;
+    canonical = PyBytes_FromStringAndSize((const char *)key, 12);
+    num = PyLong_FromLongLong(*number);
+    if (!canonical || !num)
+        goto out;
+    entry = PyList_New(4);
+    if (!entry)
+        goto out;
+    Py_INCREF(tracker);
+    PyList_SET_ITEM(entry, 0, tracker);
+    PyObject *orig = (first_true != swap) ? Py_True : Py_False;
+    Py_INCREF(orig);
+    PyList_SET_ITEM(entry, 1, orig);
+    Py_INCREF(num);
+    PyList_SET_ITEM(entry, 2, num);
+    Py_INCREF(canonical);
+    PyList_SET_ITEM(entry, 3, canonical);
+    if (PyDict_SetItem(flows, canonical, entry) || PyDict_SetItem(live, num, entry))
+        goto out;
+    *number += 1;
+    if (started != Py_None) {
+        PyObject *p = PyLong_FromLongLong(packets);
+        if (!p || PyList_Append(started, p)) {
+            Py_XDECREF(p);
+            goto out;
+        }
+        Py_DECREF(p);
+    }
+    /* feed the SYN: the packet's direction is the originator's iff entry[1] != swap */
+    int is_orig = (first_true != swap) != swap;
+    uint32_t seq = u32(h + 24), ack = u32(h + 28);
+    int win_zero = u16(h + 34) == 0;
+    int done = 0;
+    if ((PyObject *)Py_TYPE(tracker) == memo_type) {
+        PyObject *real = get(tracker, s_real, tracker_at.real);
+        if (!real)
+            goto out;
+        Py_DECREF(real);
+        if (real == Py_None) {
+            done = step(tracker, is_orig, flags, seq, ack, win_zero, length, t);
+            if (done < 0)
+                goto out;
+        }
+    }
+    if (!done) {
+        PyObject *r = PyObject_CallMethod(tracker, "feed_fields", "dOIkkIl", t,
+                                          is_orig ? Py_True : Py_False, flags & 0xFF,
+                                          (unsigned long)seq, (unsigned long)ack, u16(h + 34),
+                                          length);
+        if (!r)
+            goto out;
+        Py_DECREF(r);
+    }
+    ok = 0;
+out:
+    Py_XDECREF(src);
+    Py_XDECREF(dst);
+    Py_XDECREF(tracker);
+    Py_XDECREF(first);
+    Py_XDECREF(entry);
+    Py_XDECREF(canonical);
+    Py_XDECREF(num);
+    return ok;
+}
+
+/* scan(table, buf, starts, ends, times, first, count, at_net, at_proto, memo_type,
+ *      packets_before, sweep_mask, index, cuts, can_start, started) -> index of the first
+ * frame not handled (count: all). With `cuts` (the uint32 hash cut points of
+ * `parallel._cuts`, as bytes) only the connections of share `index` are tracked; the others'
+ * frames are only counted. `started`: None, or a list to append the packet number (1-based)
+ * of each connection started here to (`parallel.ShareTable.started`). */
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer buf, starts, ends, times, cuts;
     Py_ssize_t first, count, at_net, at_proto, index;
-    PyObject *flows, *memo_type;
+    PyObject *table, *memo_type, *started;
     long long packets_before, sweep_mask;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*nnnnO!OLLny*", &buf, &starts, &ends, &times, &first,
-                          &count, &at_net, &at_proto, &PyDict_Type, &flows, &memo_type,
-                          &packets_before, &sweep_mask, &index, &cuts))
+    int can_start;
+    if (!PyArg_ParseTuple(args, "Oy*y*y*y*nnnnOLLny*pO", &table, &buf, &starts, &ends, &times,
+                          &first, &count, &at_net, &at_proto, &memo_type, &packets_before,
+                          &sweep_mask, &index, &cuts, &can_start, &started))
         return NULL;
     const uint32_t *cut = cuts.buf;
     const Py_ssize_t ncuts = cuts.len / 4;
@@ -45,11 +309,29 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     const int64_t *st = starts.buf, *en = ends.buf;
     const double *tm = times.buf;
     Py_ssize_t i = first;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *flows = NULL, *live = NULL, *addresses = NULL, *memo = NULL,
+             *number_obj = NULL;
+    long long number = 0;
     if (starts.len < count * 8 || ends.len < count * 8 || times.len < count * 8) {
         PyErr_SetString(PyExc_ValueError, "arrays shorter than count");
         goto done;
     }
+    flows = PyObject_GetAttr(table, s_flows);
+    live = PyObject_GetAttr(table, s_live);
+    addresses = PyObject_GetAttr(table, s_addresses);
+    memo = PyObject_GetAttr(table, s_memo);
+    number_obj = PyObject_GetAttr(table, s_number);
+    if (!flows || !live || !addresses || !memo || !number_obj)
+        goto done;
+    if (!PyDict_Check(flows) || !PyDict_Check(live) || !PyDict_Check(addresses)) {
+        PyErr_SetString(PyExc_TypeError, "the table's flows, live and addresses are dicts");
+        goto done;
+    }
+    number = PyLong_AsLongLong(number_obj);
+    if (number == -1 && PyErr_Occurred())
+        goto done;
+    if (PyType_Check(memo_type))
+        find_offsets(&tracker_at, (PyTypeObject *)memo_type);
     for (; i < count; i++) {
         long long packets = packets_before + i + 1;
         if (!(packets & sweep_mask))
@@ -64,8 +346,6 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (h[0] != 0x45 || h[9] != 6 || ((h[6] & 0x1F) | h[7]))
             break;
         unsigned flags = h[33];
-        if ((flags & 0x12) == 0x02)
-            break; /* SYN without ACK: maybe a new connection */
         long ip_len = (long)u16(h + 2) - 20;
         if (ip_len < 0)
             ip_len = (long)(end - (n + 20));
@@ -99,11 +379,18 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             goto done;
         PyObject *entry = PyDict_GetItemWithError(flows, k); /* borrowed */
         Py_DECREF(k);
-        if (!entry) {
-            if (PyErr_Occurred())
+        if (!entry && PyErr_Occurred())
+            goto done;
+        if ((flags & 0x12) == 0x02) { /* SYN without ACK: maybe a new connection */
+            if (entry || !can_start || (src == dst && sport == dport))
+                break; /* a 4-tuple in use, or a self-connection: Python decides */
+            if (start_connection(table, memo, flows, live, addresses, started, &number, packets,
+                      memo_type, h, key, swap, tm[i], flags, length))
                 goto done;
-            break;
+            continue;
         }
+        if (!entry)
+            break;
         if (!PyList_Check(entry) || PyList_GET_SIZE(entry) < 2)
             break;
         PyObject *tracker = PyList_GET_ITEM(entry, 0);
@@ -113,74 +400,38 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (orig_dir < 0)
             goto done;
         int is_orig = orig_dir != swap;
-        PyObject *real = PyObject_GetAttr(tracker, s_real);
+        PyObject *real = get(tracker, s_real, tracker_at.real);
         if (!real)
             goto done;
         Py_DECREF(real);
         if (real != Py_None)
             break;
-        uint32_t seq = u32(h + 24), ack = u32(h + 28);
-        PyObject *base_obj = PyObject_GetAttr(tracker, is_orig ? s_base_o : s_base_r);
-        if (!base_obj)
+        int moved = step(tracker, is_orig, flags, u32(h + 24), u32(h + 28), u16(h + 34) == 0,
+                         length, tm[i]);
+        if (moved < 0)
             goto done;
-        uint32_t base;
-        if (base_obj == Py_None) { /* this side's first packet: its numbers start here */
-            Py_DECREF(base_obj);
-            PyObject *seq_obj = PyLong_FromUnsignedLong(seq);
-            if (!seq_obj)
-                goto done;
-            int failed = PyObject_SetAttr(tracker, is_orig ? s_base_o : s_base_r, seq_obj);
-            Py_DECREF(seq_obj);
-            if (failed)
-                goto done;
-            base = seq;
-        } else {
-            base = (uint32_t)PyLong_AsUnsignedLongMask(base_obj);
-            Py_DECREF(base_obj);
-        }
-        uint32_t rel_ack = 0;
-        if (flags & 0x10) {
-            PyObject *peer = PyObject_GetAttr(tracker, is_orig ? s_base_r : s_base_o);
-            if (!peer)
-                goto done;
-            if (peer != Py_None)
-                rel_ack = ack - (uint32_t)PyLong_AsUnsignedLongMask(peer);
-            Py_DECREF(peer);
-        }
-        PyObject *node = PyObject_GetAttr(tracker, s_node);
-        if (!node)
-            goto done;
-        PyObject *next = PyObject_GetAttr(node, s_next);
-        Py_DECREF(node);
-        if (!next)
-            goto done;
-        /* (is_orig, flags & 0x17, relative seq, relative ack, window 0, length) */
-        PyObject *tkey = Py_BuildValue("(OIkkOl)", is_orig ? Py_True : Py_False, flags & 0x17,
-                                       (unsigned long)(uint32_t)(seq - base),
-                                       (unsigned long)rel_ack,
-                                       u16(h + 34) == 0 ? Py_True : Py_False, length);
-        if (!tkey) {
-            Py_DECREF(next);
-            goto done;
-        }
-        PyObject *nxt = PyDict_Check(next) ? PyDict_GetItemWithError(next, tkey) : NULL;
-        Py_DECREF(tkey);
-        Py_DECREF(next);
-        if (!nxt) {
-            if (PyErr_Occurred())
-                goto done;
+        if (!moved)
             break; /* a state nobody met yet: Python computes it */
-        }
-        PyObject *t = PyFloat_FromDouble(tm[i]);
-        if (!t)
-            goto done;
-        int failed = PyObject_SetAttr(tracker, s_node, nxt) || PyObject_SetAttr(tracker, s_end, t);
-        Py_DECREF(t);
-        if (failed)
-            goto done;
     }
     result = PyLong_FromSsize_t(i);
 done:
+    if (number_obj) { /* the connections numbered here count, whatever happened after */
+        PyObject *type, *value, *trace;
+        PyErr_Fetch(&type, &value, &trace); /* (an error so far stays the one raised) */
+        PyObject *n_obj = PyLong_FromLongLong(number);
+        if (!n_obj || PyObject_SetAttr(table, s_number, n_obj))
+            Py_CLEAR(result);
+        Py_XDECREF(n_obj);
+        if (type) {
+            PyErr_Clear();
+            PyErr_Restore(type, value, trace);
+        }
+    }
+    Py_XDECREF(flows);
+    Py_XDECREF(live);
+    Py_XDECREF(addresses);
+    Py_XDECREF(memo);
+    Py_XDECREF(number_obj);
     PyBuffer_Release(&buf);
     PyBuffer_Release(&starts);
     PyBuffer_Release(&ends);
@@ -189,8 +440,379 @@ done:
     return result;
 }
 
+/* walk(buf, pos, big_endian, unit, max_record) -> (starts, ends, times, pos, stop): the
+ * records wholly in buf from pos on, as `CaptureFile._pcap_batches` walks them: their data's
+ * start and end offsets (int64 bytes), their times (float64 bytes: seconds + fraction * unit,
+ * as numpy computes them there), where the walk stopped (the next record's header), and stop:
+ * the offset of a record that claims more than max_record bytes, or -1. */
+static PyObject *walk(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    Py_ssize_t pos, max_record;
+    int big;
+    double unit;
+    if (!PyArg_ParseTuple(args, "y*npdn", &buf, &pos, &big, &unit, &max_record))
+        return NULL;
+    const unsigned char *b = buf.buf;
+    const Py_ssize_t size = buf.len;
+    Py_ssize_t stop = -1, count = 0, cap = 0;
+    int64_t *s = NULL, *e = NULL;
+    double *t = NULL;
+    PyObject *result = NULL;
+    while (pos >= 0 && pos + 16 <= size) {
+        const unsigned char *r = b + pos;
+        uint32_t sec, frac, incl;
+        if (big) {
+            sec = u32(r), frac = u32(r + 4), incl = u32(r + 8);
+        } else {
+            memcpy(&sec, r, 4), memcpy(&frac, r + 4, 4), memcpy(&incl, r + 8, 4);
+        }
+        Py_ssize_t end = pos + 16 + (Py_ssize_t)incl;
+        if (end > size) {
+            if ((Py_ssize_t)incl > max_record)
+                stop = pos;
+            break;
+        }
+        if (count == cap) {
+            cap = cap ? cap * 2 : 4096;
+            int64_t *s2 = PyMem_Realloc(s, cap * sizeof *s);
+            if (s2)
+                s = s2;
+            int64_t *e2 = PyMem_Realloc(e, cap * sizeof *e);
+            if (e2)
+                e = e2;
+            double *t2 = PyMem_Realloc(t, cap * sizeof *t);
+            if (t2)
+                t = t2;
+            if (!s2 || !e2 || !t2) {
+                PyErr_NoMemory();
+                goto out;
+            }
+        }
+        s[count] = pos + 16;
+        e[count] = end;
+        t[count] = (double)sec + (double)frac * unit;
+        count++;
+        pos = end;
+    }
+    /* (y# of a NULL pointer would be None: no records is three empty bytes objects) */
+    result = Py_BuildValue("(y#y#y#nn)", s ? (const char *)s : "", count * 8,
+                           e ? (const char *)e : "", count * 8, t ? (const char *)t : "",
+                           count * 8, pos, stop);
+out:
+    PyMem_Free(s);
+    PyMem_Free(e);
+    PyMem_Free(t);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
+/* quiet(live, now, linger, idle) -> the entries of `live` (number -> [tracker, ...], in start
+ * order) to finish at capture time `now`, in that order: quiet more than `linger` seconds and
+ * ended, or quiet more than `idle` seconds (`ConnectionTable._sweep`, same float operations). */
+static PyObject *quiet(PyObject *self, PyObject *args) {
+    PyObject *live;
+    double now, linger, idle;
+    if (!PyArg_ParseTuple(args, "O!ddd", &PyDict_Type, &live, &now, &linger, &idle))
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (!out)
+        return NULL;
+    Py_ssize_t pos = 0;
+    PyObject *key, *entry;
+    while (PyDict_Next(live, &pos, &key, &entry)) {
+        if (!PyList_Check(entry) || PyList_GET_SIZE(entry) < 1) {
+            PyErr_SetString(PyExc_TypeError, "a live entry is a list");
+            goto fail;
+        }
+        PyObject *tracker = PyList_GET_ITEM(entry, 0);
+        PyObject *end_obj = Py_TYPE(tracker) == tracker_at.type
+                                ? get(tracker, s_end, tracker_at.end)
+                                : PyObject_GetAttr(tracker, s_end);
+        if (!end_obj)
+            goto fail;
+        double end = PyFloat_AsDouble(end_obj);
+        Py_DECREF(end_obj);
+        if (end == -1.0 && PyErr_Occurred())
+            goto fail;
+        if (!(now - end > linger))
+            continue;
+        int finish = now - end > idle;
+        if (!finish) {
+            PyObject *ended = PyObject_GetAttr(tracker, s_ended);
+            if (!ended)
+                goto fail;
+            finish = PyObject_IsTrue(ended);
+            Py_DECREF(ended);
+            if (finish < 0)
+                goto fail;
+        }
+        if (finish && PyList_Append(out, entry))
+            goto fail;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* ---- row text (`tcpclose.analyze.output`): the per-row part of csv_row, json_row and
+ * zeek_row; None where Python must do it (a tail not cached yet, a value to quote, a field
+ * missing or of an unexpected type), which it then does. */
+
+static PyObject *s_number_f, *s_verdict_f, *s_dict, *s_originator, *s_responder, *s_start,
+    *s_end_f, *s_tail_names[10], *s_zeek_names[6];
+
+/* "host:port", or "[host]:port" for a host with ':' (output.endpoint); NULL + no error: None */
+static PyObject *endpoint(PyObject *ep) {
+    if (!PyTuple_Check(ep) || PyTuple_GET_SIZE(ep) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(ep, 0)) ||
+        !PyLong_CheckExact(PyTuple_GET_ITEM(ep, 1)))
+        return NULL;
+    PyObject *host = PyTuple_GET_ITEM(ep, 0), *port = PyTuple_GET_ITEM(ep, 1);
+    Py_ssize_t colon = PyUnicode_FindChar(host, ':', 0, PyUnicode_GET_LENGTH(host), 1);
+    if (colon == -2)
+        return NULL;
+    return colon >= 0 ? PyUnicode_FromFormat("[%U]:%S", host, port)
+                      : PyUnicode_FromFormat("%U:%S", host, port);
+}
+
+/* The verdict's field dict and its start and end, or 0 (None: Python's). */
+static int verdict_of(PyObject *row, PyObject **number, PyObject **fields, double *start,
+                      double *end) {
+    PyObject *verdict = PyObject_GetAttr(row, s_verdict_f);
+    if (!verdict)
+        return -1;
+    *fields = PyObject_GetAttr(verdict, s_dict);
+    Py_DECREF(verdict);
+    if (!*fields)
+        return -1;
+    *number = PyObject_GetAttr(row, s_number_f);
+    if (!*number) {
+        Py_CLEAR(*fields);
+        return -1;
+    }
+    PyObject *st = PyDict_Check(*fields) ? PyDict_GetItem(*fields, s_start) : NULL;
+    PyObject *en = PyDict_Check(*fields) ? PyDict_GetItem(*fields, s_end_f) : NULL;
+    if (!st || !en || !PyFloat_CheckExact(st) || !PyFloat_CheckExact(en) ||
+        !PyLong_CheckExact(*number)) {
+        Py_CLEAR(*fields);
+        Py_CLEAR(*number);
+        return 0;
+    }
+    *start = PyFloat_AS_DOUBLE(st);
+    *end = PyFloat_AS_DOUBLE(en);
+    return 1;
+}
+
+/* The cached tail of the row's shared columns (output._TAILS / _JSON_TAILS), borrowed. */
+static PyObject *cached_tail(PyObject *fields, PyObject *tails) {
+    PyObject *key = PyTuple_New(10);
+    if (!key)
+        return NULL;
+    for (int j = 0; j < 10; j++) {
+        PyObject *v = PyDict_GetItem(fields, s_tail_names[j]);
+        if (!v) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        Py_INCREF(v);
+        PyTuple_SET_ITEM(key, j, v);
+    }
+    PyObject *tail = PyDict_GetItemWithError(tails, key);
+    Py_DECREF(key);
+    return tail;
+}
+
+/* text_row(kind, row, tails): kind 0 csv_row, 1 json_row (tails: the caches), 2 zeek_row. */
+static PyObject *text_row(PyObject *self, PyObject *args) {
+    int kind;
+    PyObject *row, *tails;
+    if (!PyArg_ParseTuple(args, "iOO!", &kind, &row, &PyDict_Type, &tails))
+        return NULL;
+    PyObject *number = NULL, *fields = NULL, *o = NULL, *r = NULL, *result = NULL;
+    char *a = NULL, *b = NULL;
+    double start, end;
+    int got = verdict_of(row, &number, &fields, &start, &end);
+    if (got <= 0)
+        return got < 0 ? NULL : Py_NewRef(Py_None);
+    PyObject *oe = PyDict_GetItem(fields, s_originator);
+    PyObject *re = PyDict_GetItem(fields, s_responder);
+    if (!oe || !re)
+        goto none;
+    if (kind == 2) { /* zeek: every column from this row */
+        PyObject *z[6];
+        for (int j = 0; j < 6; j++) {
+            z[j] = PyDict_GetItem(fields, s_zeek_names[j]);
+            if (!z[j])
+                goto none;
+        }
+        if (!PyTuple_Check(oe) || PyTuple_GET_SIZE(oe) != 2 || !PyTuple_Check(re) ||
+            PyTuple_GET_SIZE(re) != 2 || !PyUnicode_Check(z[2]) || !PyUnicode_Check(z[3]))
+            goto none;
+        long long n = PyLong_AsLongLong(number);
+        if (n < 0 || (n == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            goto none;
+        }
+        char uid[19];
+        static const char digits[] =
+            "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        uid[0] = 'C';
+        uid[18] = 0;
+        for (int j = 17; j >= 1; j--) {
+            uid[j] = digits[n % 62];
+            n /= 62;
+        }
+        if (n) /* more than 17 digits: Python's */
+            goto none;
+        a = PyOS_double_to_string(start, 'f', 6, 0, NULL);
+        b = PyOS_double_to_string(end - start, 'f', 6, 0, NULL);
+        if (!a || !b)
+            goto done;
+        int empty = PyUnicode_GET_LENGTH(z[3]) == 0; /* Zeek's "(empty)" */
+        result = PyUnicode_FromFormat(
+            "%s\t%s\t%S\t%S\t%S\t%S\ttcp\t%s\t%S\t%S\t%U\t%s%U\t%S\t%S\n", a, uid,
+            PyTuple_GET_ITEM(oe, 0), PyTuple_GET_ITEM(oe, 1), PyTuple_GET_ITEM(re, 0),
+            PyTuple_GET_ITEM(re, 1), b, z[0], z[1], z[2], empty ? "(empty)" : "", z[3], z[4],
+            z[5]);
+        goto done;
+    }
+    PyObject *tail = cached_tail(fields, tails);
+    if (!tail)
+        goto none_or_error;
+    o = endpoint(oe);
+    r = o ? endpoint(re) : NULL;
+    if (!r)
+        goto none_or_error;
+    if (kind == 0) {
+        /* a value csv.writer would quote: Python's */
+        for (int side = 0; side < 2; side++) {
+            Py_ssize_t len;
+            const char *u = PyUnicode_AsUTF8AndSize(side ? r : o, &len);
+            if (!u)
+                goto done;
+            if (memchr(u, ',', len) || memchr(u, '"', len) || memchr(u, '\r', len) ||
+                memchr(u, '\n', len))
+                goto none;
+        }
+        a = PyOS_double_to_string(start, 'f', 6, 0, NULL);
+        b = PyOS_double_to_string(end - start, 'f', 6, 0, NULL);
+        if (a && b)
+            result = PyUnicode_FromFormat("%S,%U,%U,%s,%s,%U", number, o, r, a, b, tail);
+    } else {
+        a = PyOS_double_to_string(start, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        b = PyOS_double_to_string(end - start, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (a && b)
+            result = PyUnicode_FromFormat("{\"number\": %S, \"originator\": \"%U\", "
+                                          "\"responder\": \"%U\", \"start\": %s, "
+                                          "\"duration\": %s, %U",
+                                          number, o, r, a, b, tail);
+    }
+    goto done;
+none_or_error:
+    if (PyErr_Occurred())
+        goto done;
+none:
+    result = Py_NewRef(Py_None);
+done:
+    if (a)
+        PyMem_Free(a);
+    if (b)
+        PyMem_Free(b);
+    Py_XDECREF(o);
+    Py_XDECREF(r);
+    Py_XDECREF(number);
+    Py_XDECREF(fields);
+    return result;
+}
+
+/* finish(table, entries, row_type): `ConnectionTable._finish` for each entry, in order:
+ * forget it (its 4-tuple's entry if it is still this tracker's, its live number), then hand
+ * `row_type(number, tracker.verdict())` to the table's `_done`. */
+static PyObject *finish(PyObject *self, PyObject *args) {
+    PyObject *table, *entries, *row_type;
+    if (!PyArg_ParseTuple(args, "OO!O", &table, &PyList_Type, &entries, &row_type))
+        return NULL;
+    PyObject *flows = PyObject_GetAttr(table, s_flows);
+    PyObject *live = PyObject_GetAttr(table, s_live);
+    PyObject *done = PyObject_GetAttr(table, s_done);
+    PyObject *result = NULL;
+    if (!flows || !live || !done)
+        goto out;
+    if (!PyDict_Check(flows) || !PyDict_Check(live)) {
+        PyErr_SetString(PyExc_TypeError, "the table's flows and live are dicts");
+        goto out;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(entries); i++) {
+        PyObject *entry = PyList_GET_ITEM(entries, i);
+        if (!PyList_Check(entry) || PyList_GET_SIZE(entry) != 4) {
+            PyErr_SetString(PyExc_TypeError, "an entry is a list of 4");
+            goto out;
+        }
+        Py_INCREF(entry); /* (the dicts may hold the last other reference) */
+        PyObject *tracker = PyList_GET_ITEM(entry, 0), *number = PyList_GET_ITEM(entry, 2),
+                 *key = PyList_GET_ITEM(entry, 3);
+        int failed = 0;
+        PyObject *current = PyDict_GetItemWithError(flows, key);
+        if (current) {
+            if (PyList_Check(current) && PyList_GET_SIZE(current) > 0 &&
+                PyList_GET_ITEM(current, 0) == tracker)
+                failed = PyDict_DelItem(flows, key);
+        } else if (PyErr_Occurred()) {
+            failed = 1;
+        }
+        failed = failed || PyDict_DelItem(live, number);
+        PyObject *verdict = failed ? NULL : PyObject_CallMethodNoArgs(tracker, s_verdict_m);
+        PyObject *row = verdict ? PyObject_CallFunctionObjArgs(row_type, number, verdict, NULL)
+                                : NULL;
+        PyObject *r = row ? PyObject_CallOneArg(done, row) : NULL;
+        Py_XDECREF(verdict);
+        Py_XDECREF(row);
+        Py_DECREF(entry);
+        if (!r)
+            goto out;
+        Py_DECREF(r);
+    }
+    result = Py_NewRef(Py_None);
+out:
+    Py_XDECREF(flows);
+    Py_XDECREF(live);
+    Py_XDECREF(done);
+    return result;
+}
+
+/* time_of_day(t) -> "HH:MM:SS.ffffff" (`output.time_of_day`: the microseconds rounded half
+ * to even, as datetime.fromtimestamp rounds them; a million carries into the seconds), or
+ * None outside 0 <= t < 2.5e11 (Python's datetime decides there). */
+static PyObject *time_of_day(PyObject *self, PyObject *arg) {
+    double t = PyFloat_AsDouble(arg);
+    if (t == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (!(t >= 0.0 && t < 2.5e11))
+        Py_RETURN_NONE;
+    double whole;
+    double micro = modf(t, &whole) * 1e6;
+    double rounded = round(micro);
+    if (fabs(micro - rounded) == 0.5)
+        rounded = 2.0 * round(micro / 2.0);
+    long long us = (long long)rounded, second = (long long)whole;
+    if (us >= 1000000) {
+        us -= 1000000;
+        second += 1;
+    }
+    second %= 86400;
+    char text[64];
+    snprintf(text, sizeof text, "%02lld:%02lld:%02lld.%06lld", second / 3600, second / 60 % 60,
+             second % 60, us);
+    return PyUnicode_FromString(text);
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Track the plain frames of a chunk; stop at one for Python."},
+    {"walk", walk, METH_VARARGS, "The pcap records of a chunk: starts, ends, times."},
+    {"text_row", text_row, METH_VARARGS, "A row's CSV, JSON or Zeek text (None: Python's)."},
+    {"finish", finish, METH_VARARGS, "Finish these connections, in order (their rows out)."},
+    {"time_of_day", time_of_day, METH_O, "Epoch seconds -> HH:MM:SS.ffffff (UTC)."},
+    {"quiet", quiet, METH_VARARGS, "The live connections a sweep finishes, in start order."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -203,7 +825,43 @@ PyMODINIT_FUNC PyInit__fastscan(void) {
     s_base_r = PyUnicode_InternFromString("base_r");
     s_end = PyUnicode_InternFromString("end");
     s_next = PyUnicode_InternFromString("next");
-    if (!s_real || !s_node || !s_base_o || !s_base_r || !s_end || !s_next)
+    s_tracker = PyUnicode_InternFromString("tracker");
+    s_first = PyUnicode_InternFromString("first_is_originator");
+    s_feed = PyUnicode_InternFromString("feed_fields");
+    s_address = PyUnicode_InternFromString("_address");
+    s_flows = PyUnicode_InternFromString("_flows");
+    s_live = PyUnicode_InternFromString("_live");
+    s_addresses = PyUnicode_InternFromString("_addresses");
+    s_memo = PyUnicode_InternFromString("_memo");
+    s_number = PyUnicode_InternFromString("_next_number");
+    s_ended = PyUnicode_InternFromString("ended");
+    s_done = PyUnicode_InternFromString("_done");
+    s_verdict_m = PyUnicode_InternFromString("verdict");
+    if (!s_done || !s_verdict_m)
+        return NULL;
+    s_number_f = PyUnicode_InternFromString("number");
+    s_verdict_f = PyUnicode_InternFromString("verdict");
+    s_dict = PyUnicode_InternFromString("__dict__");
+    s_originator = PyUnicode_InternFromString("originator");
+    s_responder = PyUnicode_InternFromString("responder");
+    s_start = PyUnicode_InternFromString("start");
+    s_end_f = s_end;
+    static const char *tail_names[10] = {
+        "bytes_originator", "bytes_responder", "packets", "first_fin", "first_rst",
+        "data_after_fin", "termination", "reason", "conn_state", "history"};
+    for (int j = 0; j < 10; j++)
+        if (!(s_tail_names[j] = PyUnicode_InternFromString(tail_names[j])))
+            return NULL;
+    static const char *zeek_names[6] = {"bytes_originator", "bytes_responder", "conn_state",
+                                        "history", "packets_originator", "packets_responder"};
+    for (int j = 0; j < 6; j++)
+        if (!(s_zeek_names[j] = PyUnicode_InternFromString(zeek_names[j])))
+            return NULL;
+    if (!s_number_f || !s_verdict_f || !s_dict || !s_originator || !s_responder || !s_start)
+        return NULL;
+    if (!s_real || !s_node || !s_base_o || !s_base_r || !s_end || !s_next || !s_tracker ||
+        !s_first || !s_feed || !s_address || !s_flows || !s_live || !s_addresses || !s_memo ||
+        !s_number || !s_ended)
         return NULL;
     return PyModule_Create(&module);
 }

@@ -28,11 +28,19 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from typing import TYPE_CHECKING, Any
 
 from tcpclose.errors import InputError, describe_oserror
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from tcpclose.analyze.lazynumpy import np
+
+try:  # the compiled record walk (setup.py builds it when a C compiler is there)
+    from tcpclose.analyze import _fastscan  # type: ignore[attr-defined]  # compiled, no stub
+except ImportError:  # pragma: no cover - the Python walk gives the same batches
+    _fastscan = None  # type: ignore[assignment]
 
 #: Link types the analyser decodes (LINKTYPE_* numbers as written in files).
 LINKTYPES: dict[int, str] = {
@@ -64,7 +72,10 @@ _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 
 Frame = tuple[int, float, bytes, int, int]
 #: (linktype, buf, starts, ends, times): many frames of one buffer, see `CaptureFile.batches`
-Batch = tuple[int, bytes, np.ndarray, np.ndarray, np.ndarray]
+#: a batch's column of numbers (int64 offsets, float64 times): a numpy array, or from the
+#: compiled walk a memoryview cast to "q" or "d" (no numpy needed: both index alike)
+Numbers = Any
+Batch = tuple[int, bytes, Numbers, Numbers, Numbers]
 
 
 def check_linktype(linktype: int, where: str) -> None:
@@ -141,7 +152,7 @@ class CaptureFile:
 
     def batches(self) -> Iterator[Batch]:
         """The same records as `frames()`, many at a time: (linktype, buf, starts, ends, times),
-        numpy arrays (int64, int64, float64), frame i being buf[starts[i]:ends[i]]. One batch per
+        int64, int64 and float64 `Numbers`, frame i being buf[starts[i]:ends[i]]. One batch per
         read chunk (and link type): the analyser's fast path decodes them with numpy."""
         try:
             if self.format == "pcap":
@@ -153,13 +164,11 @@ class CaptureFile:
             raise _read_error(exc, self.name) from exc
 
     def _pcap_batches(self) -> Iterator[Batch]:
-        """`_pcap`, one chunk at a time: only the record walk is per record, in Python; the
-        timestamps are computed with numpy, with the same float operations as `_pcap`."""
+        """`_pcap`, one chunk at a time: the record walk of each chunk (`_walk`), then its
+        frames as one batch."""
         read = self._read
         incl_at = struct.Struct(self._endian + "I").unpack_from
-        u32 = np.dtype(self._endian + "u4")
         lt = self.linktype
-        unit = self._unit
         buf = self._head[24:]
         base = 24  # file offset of buf[0]
         pos = 0
@@ -167,26 +176,10 @@ class CaptureFile:
         n = 0
         while True:
             size = len(buf)
-            starts: list[int] = []
-            add = starts.append
-            stop = None
-            while pos + 16 <= size:
-                end = pos + 16 + incl_at(buf, pos + 8)[0]
-                if end > size:
-                    if end - pos - 16 > MAX_RECORD:
-                        stop = pos
-                    break
-                add(pos)
-                pos = end
-            if starts:
+            starts, ends, times, pos, stop = self._walk(buf, pos)
+            if len(starts):
                 n += len(starts)
-                heads = np.array(starts, dtype=np.int64)
-                # the 16-byte record headers as rows of 4 integers in the file's byte order
-                view = np.frombuffer(buf, dtype=np.uint8)
-                rows = sliding_window_view(view, 16)[heads].view(u32)
-                times = rows[:, 0].astype(np.float64) + rows[:, 1].astype(np.float64) * unit
-                data = heads + 16
-                yield lt, buf, data, data + rows[:, 2].astype(np.int64), times
+                yield lt, buf, starts, ends, times
             self.frames_read = n
             if stop is not None:
                 incl = incl_at(buf, stop + 8)[0]
@@ -205,6 +198,48 @@ class CaptureFile:
             base += pos
             buf = buf[pos:] + chunk
             pos = 0
+
+    def _walk(self, buf: bytes, pos: int) -> tuple[Numbers, Numbers, Numbers, int, int | None]:
+        """The records wholly in buf from `pos` on: where each one's data starts and ends,
+        its time (seconds + fraction * unit, in float64), the offset of the first record not
+        whole, and the offset of a record that claims more than MAX_RECORD bytes (or None).
+        Compiled (`_fastscan.walk`) when built; here the walk is per record, in Python, and
+        the times are computed with numpy, with the same float operations."""
+        if _fastscan is not None:
+            heads, ends, times, pos, stop = _fastscan.walk(
+                buf, pos, self._endian == ">", self._unit, MAX_RECORD
+            )
+            return (
+                memoryview(heads).cast("q"),
+                memoryview(ends).cast("q"),
+                memoryview(times).cast("d"),
+                pos,
+                None if stop < 0 else stop,
+            )
+        incl_at = struct.Struct(self._endian + "I").unpack_from
+        size = len(buf)
+        starts: list[int] = []
+        add = starts.append
+        stop = None
+        while pos + 16 <= size:
+            end = pos + 16 + incl_at(buf, pos + 8)[0]
+            if end > size:
+                if end - pos - 16 > MAX_RECORD:
+                    stop = pos
+                break
+            add(pos)
+            pos = end
+        if not starts:
+            return _NO_FRAMES, _NO_FRAMES, _NO_TIMES, pos, stop
+        heads = np.array(starts, dtype=np.int64)
+        # the 16-byte record headers as rows of 4 integers in the file's byte order
+        view = np.frombuffer(buf, dtype=np.uint8)
+        rows = np.lib.stride_tricks.sliding_window_view(view, 16)[heads].view(
+            np.dtype(self._endian + "u4")
+        )
+        times = rows[:, 0].astype(np.float64) + rows[:, 1].astype(np.float64) * self._unit
+        data = heads + 16
+        return data, data + rows[:, 2].astype(np.int64), times, pos, stop
 
     def _grouped(self, frames: Iterator[Frame | None]) -> Iterator[Batch]:
         """Frames gathered into batches of one buffer and one link type (None: a tick, which
@@ -370,8 +405,8 @@ class CaptureFile:
             pos = 0
 
 
-_NO_FRAMES = np.zeros(0, dtype=np.int64)
-_NO_TIMES = np.zeros(0, dtype=np.float64)
+_NO_FRAMES = memoryview(b"").cast("q")
+_NO_TIMES = memoryview(b"").cast("d")
 
 
 def _read_error(exc: OSError, name: str) -> InputError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -11,6 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tcpclose.analyze.table import Row
+
+try:  # the rows' text in C (setup.py builds it when a C compiler is there)
+    from tcpclose.analyze import _fastscan  # type: ignore[attr-defined]  # compiled, no stub
+except ImportError:  # pragma: no cover - the Python below gives the same text
+    _fastscan = None  # type: ignore[assignment]
 from tcpclose.classify import ConnectionVerdict, Side, Termination
 
 #: CSV and JSON columns, in order.
@@ -94,6 +100,10 @@ def csv_header() -> str:
 
 def csv_row(row: Row) -> str:
     """The `record` values in COLUMNS order, times with 6 decimals, None as empty."""
+    if _fastscan is not None:  # this function in C, once the row's tail is cached
+        text = _fastscan.text_row(0, row, _TAILS)
+        if text is not None:
+            return text
     v = row.verdict
     tail_values = (
         v.bytes_originator,
@@ -164,6 +174,10 @@ def _csv_line(values: Iterable[Any]) -> str:
 def json_row(row: Row) -> str:
     """`json.dumps(record(row), ensure_ascii=False)`, built from a cached text of the columns
     that many rows share (tests compare the two)."""
+    if _fastscan is not None:  # this function in C, once the row's tail is cached
+        text = _fastscan.text_row(1, row, _JSON_TAILS)
+        if text is not None:
+            return text
     v = row.verdict
     tail_values = (
         v.bytes_originator,
@@ -197,6 +211,10 @@ def json_row(row: Row) -> str:
 _JSON_TAILS: dict[tuple, str] = {}
 
 
+#: str() of every termination (an Enum's str() is a Python call)
+_TERMINATION_NAMES = {t: str(t) for t in Termination}
+
+
 class Summary:
     """Counts per termination and conn_state, who reset most and bytes, row by row."""
 
@@ -213,7 +231,7 @@ class Summary:
         self.connections += 1
         self.bytes_originator += v.bytes_originator
         self.bytes_responder += v.bytes_responder
-        self.by_termination[str(v.termination)] += 1
+        self.by_termination[_TERMINATION_NAMES[v.termination]] += 1
         self.by_conn_state[v.conn_state] += 1
         if v.first_rst is not None:
             # Clients are named by address (their ports are ephemeral), servers by service.
@@ -327,6 +345,10 @@ def zeek_uid(number: int) -> str:
 
 def zeek_row(row: Row) -> str:
     """One conn.log line (tab-separated, in ZEEK_FIELDS order)."""
+    if _fastscan is not None:  # this function in C
+        text = _fastscan.text_row(2, row, _TAILS)
+        if text is not None:
+            return text
     v = row.verdict
     return (
         f"{v.start:.6f}\t{zeek_uid(row.number)}\t{v.originator[0]}\t"
@@ -340,3 +362,24 @@ def zeek_row(row: Row) -> str:
 def clock(t: float) -> str:
     """Epoch seconds -> "2025-11-25 21:16:03.123456" (UTC)."""
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def time_of_day(t: float) -> str:
+    """`clock(t)[11:]` ("21:16:03.123456"), without a datetime: the microseconds rounded
+    as `datetime.fromtimestamp` rounds them (the fraction times 10**6, half to even; a
+    million carries into the seconds). Tests compare the two."""
+    if _fastscan is not None:  # this function in C
+        text = _fastscan.time_of_day(t)
+        if text is not None:
+            return text
+    if not 0.0 <= t < 2.5e11:  # (beyond: the year 9999 is near, datetime decides)
+        return clock(t)[11:]
+    fraction, whole = math.modf(t)
+    micro = round(fraction * 1e6)
+    second = int(whole)
+    if micro >= 1_000_000:
+        micro -= 1_000_000
+        second += 1
+    minutes, s = divmod(second % 86400, 60)
+    h, m = divmod(minutes, 60)
+    return f"{h:02d}:{m:02d}:{s:02d}.{micro:06d}"

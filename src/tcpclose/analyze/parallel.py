@@ -25,18 +25,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
-import heapq
 import os
 import pickle
+import sys
 import traceback
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
-from typing import TextIO
-
-import numpy as np
+from typing import TYPE_CHECKING, TextIO
 
 from tcpclose.analyze.capfile import open_capture
 from tcpclose.analyze.output import Summary, csv_header, csv_row
@@ -55,6 +53,11 @@ from tcpclose.analyze.table import (
 from tcpclose.analyze.textview import WorstRows
 from tcpclose.errors import TcpcloseError
 from tcpclose.status import ExitStatus
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from tcpclose.analyze.lazynumpy import np
 
 
 class WorkerFailed(TcpcloseError):
@@ -173,8 +176,12 @@ class ShareTable(ConnectionTable):
         self.tag = 2 * self.packets
         super()._frame(lt, t, buf, off, end)
 
+    def _started_list(self) -> list[int] | None:
+        return self.started
+
     def _share(self) -> tuple[int, bytes]:
-        return self.index, np.array(_cuts(self.workers), dtype=np.uint32).tobytes()
+        # uint32 in the machine's byte order, as the compiled loop reads them
+        return self.index, b"".join(c.to_bytes(4, sys.byteorder) for c in _cuts(self.workers))
 
     def _scan_batch(
         self, lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray, times: np.ndarray
@@ -185,6 +192,7 @@ class ShareTable(ConnectionTable):
             return
         base = self.packets
         count = len(starts)
+        starts, ends, times = np.asarray(starts), np.asarray(ends), np.asarray(times)
         headers = ipv4_headers(lt, buf, starts, ends)
         if headers is None:
             for i in range(count):
@@ -244,6 +252,12 @@ class ShareTable(ConnectionTable):
 
 #: a finished row: (tag, first packet, share, number in the share, its line without number)
 ShareRow = tuple[int, int, int, int, str]
+#: what a share sends after each read chunk (and each slice of the rows finished at the end):
+#: the first packets of the connections started in it, the rows finished in it, and a bound
+#: (tag, first packet) that every row the share sends later is at or above
+Message = tuple[list[int], list[ShareRow], tuple[int, int]]
+#: the bound of a share that has sent everything
+_NO_BOUND = (_END + 1, 0)
 #: rows per message when the connections left at the end are finished
 _END_SLICE = 2048
 #: a row's text without its number (formatted with number 0), or None: no rows, only counts
@@ -286,7 +300,7 @@ class _Share:
         worst = [(row.verdict, row.number, started[row.number]) for row in self.worst.rows()]
         return (self.summary, worst, self.worst.non_graceful)
 
-    def messages(self) -> Iterator[tuple[list[int], list[ShareRow]]]:
+    def messages(self) -> Iterator[Message]:
         index = self.index
         rows: list[ShareRow] = []
         table: ShareTable
@@ -316,7 +330,8 @@ class _Share:
                         if warning:
                             self.warnings.append(warning)
                     table.scan_batch(*batch)
-                    yield table.started[sent:], rows
+                    # later rows end before a later packet, or in the sweep after one
+                    yield table.started[sent:], rows, (2 * table.packets + 2, 0)
                     sent = len(table.started)
                     rows = []
                 if capture.stopped:
@@ -325,11 +340,12 @@ class _Share:
             for capture in files:
                 capture.close()
         table.tag = _END
-        left = list(table._live.values())
+        left = list(table._live.values())  # in start order
         for at in range(0, len(left), _END_SLICE):
-            for entry in left[at : at + _END_SLICE]:
-                table._finish(entry)
-            yield [], rows
+            table.finish_entries(left[at : at + _END_SLICE])
+            # later rows: connections that started after this slice's last one
+            last = left[min(at + _END_SLICE, len(left)) - 1]
+            yield [], rows, (_END, table.started[last[2]] + 1)
             rows = []
         table.finish()  # nothing left to finish: clears what the table keeps
         self.packets = table.packets
@@ -367,7 +383,7 @@ class _Reader:
         self._f = os.fdopen(fd, "rb", buffering=1 << 16)
         self.end: tuple | None = None
 
-    def messages(self) -> Iterator[tuple[list[int], list[ShareRow]]]:
+    def messages(self) -> Iterator[Message]:
         while True:
             head = self._f.read(8)
             if len(head) < 8:
@@ -470,7 +486,7 @@ def csv_line(number: int, tail: str) -> str:
 
 
 def _merge(
-    streams: list[Iterator[tuple[list[int], list[ShareRow]]]],
+    streams: list[Iterator[Message]],
     workers: int,
     line: Callable[[int, str], str],
     write: Callable[[str], object],
@@ -478,30 +494,60 @@ def _merge(
     """Write the rows of every share in (tag, first packet) order, each with its number;
     return every share's first packets (all its connections', in start order).
 
-    The streams are read as the merge needs their rows. When a row is written, every other
-    share's next row ends at or after it, so that share's message with that row, and its
-    connections started up to there (up to the row's first packet at least), are in."""
+    In rounds: one message from every share still sending, then every row below all the
+    shares' bounds (no share can send a row before it any more) is sorted and written. Such a
+    row's connection started before every share's bound, so every share's connections
+    started up to its first packet are in `started`, which numbers it. Sorting whole rounds
+    (each share's rows come sorted: runs that the sort merges) costs less than merging row
+    by row."""
     started = [array("q") for _ in range(workers)]
-
-    def rows(share: int) -> Iterator[ShareRow]:
-        for first, finished in streams[share]:
+    buffers: list[list[ShareRow]] = [[] for _ in range(workers)]
+    bounds = [(0, 0)] * workers
+    sending = list(range(workers))
+    while sending:
+        for share in list(sending):
+            message = next(streams[share], None)
+            if message is None:
+                sending.remove(share)
+                bounds[share] = _NO_BOUND
+                continue
+            first, finished, bound = message
             started[share].extend(first)
-            yield from finished
-
-    lines: list[str] = []
-    for _, first, share, number, text in heapq.merge(*[rows(s) for s in range(workers)]):
-        for other in range(workers):
-            if other != share:
-                number += bisect_left(started[other], first)
-        lines.append(line(number, text))
-        if len(lines) >= 4096:
-            write("".join(lines))
-            lines = []
-    write("".join(lines))
-    for share in range(workers):
-        for _ in rows(share):  # the streams' ends (the workers' last messages)
-            raise WorkerFailed("a worker process sent rows after its end")
+            buffers[share] += finished
+            bounds[share] = bound
+        limit = min(bounds)
+        ready: list[ShareRow] = []
+        for buffer in buffers:
+            cut = bisect_left(buffer, limit)  # the rows below the limit
+            if cut:
+                ready += buffer[:cut]
+                del buffer[:cut]
+        if ready:
+            ready.sort()
+            write("".join(_numbered(ready, started, line)))
+    if any(buffers):  # pragma: no cover - every row is below the bound of the end
+        raise WorkerFailed("a worker process sent rows out of order")
     return started
+
+
+def _numbered(
+    rows: list[ShareRow], started: list[array], line: Callable[[int, str], str]
+) -> list[str]:
+    """Each row's line with its number: its number in its share plus the other shares'
+    connections that started before it."""
+    if len(started) == 2:
+        pair = (started[1], started[0])  # the other share's, by share
+        return [
+            line(number + bisect_left(pair[share], first), text)
+            for _, first, share, number, text in rows
+        ]
+    out = []
+    for _, first, share, number, text in rows:
+        for other, firsts in enumerate(started):
+            if other != share:
+                number += bisect_left(firsts, first)
+        out.append(line(number, text))
+    return out
 
 
 #: the worker's body as defined here (tests replace `_child` and call this one)

@@ -33,14 +33,18 @@ import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from socket import AF_INET, AF_INET6, inet_ntop
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from tcpclose.analyze.capfile import Frame
 from tcpclose.analyze.filter import ConnectionFilter
 from tcpclose.classify import ConnectionTracker, ConnectionVerdict
 from tcpclose.classify.memo import MemoTracker, TrackerMemo
 from tcpclose.model.packet import Packet
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    from tcpclose.analyze.lazynumpy import np
 
 try:  # the compiled inner loop (setup.py builds it when a C compiler is there)
     from tcpclose.analyze import _fastscan  # type: ignore[attr-defined]  # compiled, no stub
@@ -134,7 +138,7 @@ def reverse_key(key: bytes, alen: int) -> bytes:
 
 
 #: the bytes of the IPv4 key's reverse, from the start of the IP header (see `reverse_key`)
-_REVERSE = np.array([16, 17, 18, 19, 12, 13, 14, 15, 22, 23, 20, 21])
+_REVERSE = [16, 17, 18, 19, 12, 13, 14, 15, 22, 23, 20, 21]
 #: where the network layer starts, and where its 2-byte protocol number is, by link type
 _NETWORK_AT = {1: (14, 12), 113: (16, 14), 276: (20, 0), 12: (0, -1), 14: (0, -1), 101: (0, -1)}
 _NETWORK_AT[228] = (0, -1)
@@ -355,6 +359,7 @@ class ConnectionTable:
         if _fastscan is not None and where is not None and self.compiled:
             self._scan_compiled(lt, where, buf, starts, ends, times)
             return
+        starts, ends, times = np.asarray(starts), np.asarray(ends), np.asarray(times)
         d = _decode_ipv4(lt, buf, starts, ends)
         get = self._flows.get
         base = packets = self.packets
@@ -414,17 +419,20 @@ class ConnectionTable:
         """`_scan_batch` with the compiled loop (`_fastscan.scan`) for the frames it can
         take, and `_frame` for each frame it stops at (see `_fastscan.c`)."""
         count = len(starts)
-        starts = np.ascontiguousarray(starts, dtype=np.int64)
-        ends = np.ascontiguousarray(ends, dtype=np.int64)
-        times = np.ascontiguousarray(times, dtype=np.float64)
+        if not isinstance(starts, memoryview):  # (a memoryview from the compiled walk is)
+            starts = np.ascontiguousarray(starts, dtype=np.int64)
+            ends = np.ascontiguousarray(ends, dtype=np.int64)
+            times = np.ascontiguousarray(times, dtype=np.float64)
         at_net, at_proto = where
         scan = _fastscan.scan
-        flows = self._flows
         index, cuts = self._share()
+        can_start = self._filter is None and self._collect is None and not self.reference
+        started = self._started_list()
         base = self.packets
         i = 0
         while i < count:
             j = scan(
+                self,
                 buf,
                 starts,
                 ends,
@@ -433,12 +441,13 @@ class ConnectionTable:
                 count,
                 at_net,
                 at_proto,
-                flows,
                 MemoTracker,
                 base,
                 SWEEP - 1,
                 index,
                 cuts,
+                can_start,
+                started,
             )
             self.tcp_packets += j - i
             if j >= count:
@@ -447,6 +456,11 @@ class ConnectionTable:
             self._frame(lt, float(times[j]), buf, int(starts[j]), int(ends[j]))
             i = j + 1
         self.packets = base + count
+
+    def _started_list(self) -> list[int] | None:
+        """Where the compiled loop appends the packet number of each connection it starts
+        (`parallel.ShareTable.started`); None: nowhere."""
+        return None
 
     def _share(self) -> tuple[int, bytes]:
         """(index, hash cut points as uint32 bytes) of the connections this table tracks
@@ -529,6 +543,14 @@ class ConnectionTable:
             Packet(t, src, sport, dst, dport, flags, seq, ack, win, length, payload)
         )
 
+    def finish_entries(self, entries: list[list]) -> None:
+        """`_finish` each entry, in order."""
+        if _fastscan is not None and self.compiled and type(self)._finish is _FINISH:
+            _fastscan.finish(self, entries, Row)  # the loop below in C
+            return
+        for entry in entries:
+            self._finish(entry)
+
     def _finish(self, entry: list) -> None:
         """Hand one connection's verdict out and forget it."""
         tracker, _, number, key = entry
@@ -547,6 +569,9 @@ class ConnectionTable:
         """Finish connections that ended `linger` seconds ago or were idle IDLE seconds, in
         start order. (IDLE >= linger: a connection idle less than linger stays, ended or not.)"""
         linger = self.linger
+        if _fastscan is not None and self.compiled:  # the lines below in C
+            self.finish_entries(_fastscan.quiet(self._live, now, linger, IDLE))
+            return
         quiet = [entry for entry in self._live.values() if now - entry[0].end > linger]
         for entry in quiet:
             if now - entry[0].end > IDLE or entry[0].ended:
@@ -554,10 +579,13 @@ class ConnectionTable:
 
     def finish(self) -> None:
         """Finish every connection still in the table, in start order."""
-        for entry in list(self._live.values()):
-            self._finish(entry)
+        self.finish_entries(list(self._live.values()))
         self._ignored.clear()
 
     @property
     def connections(self) -> int:
         return self._next_number
+
+
+#: what `_fastscan.finish` does for each entry (a table that finishes otherwise does it so)
+_FINISH = ConnectionTable._finish

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import heapq
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from operator import itemgetter
 
-from tcpclose.analyze.output import clock, closed_first, endpoint
+from tcpclose.analyze.output import closed_first, endpoint, time_of_day
 from tcpclose.analyze.table import Row
 from tcpclose.classify import Termination
 
@@ -75,7 +77,7 @@ def cells(row: Row) -> dict[str, str]:
         "#": str(row.number),
         "originator": endpoint(v.originator),
         "responder": endpoint(v.responder),
-        "start": clock(v.start)[11:],
+        "start": time_of_day(v.start),
         "duration": f"{v.end - v.start:.3f}s",
         "bytes ->": str(v.bytes_originator),
         "bytes <-": str(v.bytes_responder),
@@ -96,17 +98,26 @@ class Layout:
     dropped: tuple[str, ...]
 
     def line(self, values: dict[str, str]) -> str:
-        parts = []
+        """The kept columns' values, right-justified (numbers) or left-justified to their
+        widths (the last one left as it is), GAP spaces apart, without trailing spaces."""
+        return self._template.format(*self._values(values)).rstrip()
+
+    @cached_property
+    def _values(self) -> Callable[[dict[str, str]], Sequence[str]]:
+        """values -> the kept columns' values, in order."""
+        names = [c.name for c in self.columns]
+        if len(names) < 2:
+            return lambda values: [values[name] for name in names]
+        return itemgetter(*names)
+
+    @cached_property
+    def _template(self) -> str:
         last = len(self.columns) - 1
-        for i, (column, width) in enumerate(zip(self.columns, self.widths, strict=True)):
-            text = values[column.name]
-            if column.right:
-                parts.append(text.rjust(width))
-            elif i == last:
-                parts.append(text)
-            else:
-                parts.append(text.ljust(width))
-        return (" " * GAP).join(parts).rstrip()
+        fields = [
+            f"{{:>{width}}}" if column.right else "{}" if i == last else f"{{:<{width}}}"
+            for i, (column, width) in enumerate(zip(self.columns, self.widths, strict=True))
+        ]
+        return (" " * GAP).join(fields)
 
     def header(self) -> str:
         return self.line({c.name: c.name for c in self.columns})

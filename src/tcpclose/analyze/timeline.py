@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from tcpclose.analyze.output import endpoint
 from tcpclose.classify import ConnectionVerdict
 from tcpclose.model.packet import Packet, flag_letters
-from tcpclose.model.timeline import Timeline
-from tcpclose.render.text import render_diagram
 
 _M32 = 0xFFFFFFFF
 
@@ -18,6 +16,10 @@ _M32 = 0xFFFFFFFF
 def render_timeline(number: int, verdict: ConnectionVerdict, packets: Sequence[Packet]) -> str:
     """The sequence diagram, then a text table: time (ms from the first packet), direction,
     flags, relative seq/ack, payload length and a payload preview; then the verdict."""
+    # Imported here: the renderer (rich) costs every other run of `analyze` 30 ms to load.
+    from tcpclose.model.timeline import Timeline
+    from tcpclose.render.text import render_diagram
+
     orig, resp = endpoint(verdict.originator), endpoint(verdict.responder)
     lines = [f"connection {number}: {orig} (originator, drawn as client) <-> {resp} (responder)"]
     timeline = Timeline.build(packets, server=verdict.responder, client=verdict.originator)
