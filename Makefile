@@ -13,12 +13,12 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # What the demo needs: the package and its dependencies only.
-$(VENV)/.installed: pyproject.toml $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py src/tcpclose/analyze/_fastscan.c $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 # What the tests need besides: pytest, hypothesis, playwright, ruff, mypy.
-$(VENV)/.installed-test: pyproject.toml $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml setup.py src/tcpclose/analyze/_fastscan.c $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 

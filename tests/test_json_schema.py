@@ -132,23 +132,12 @@ def json_of(command: str, tmp_path: Path, request: pytest.FixtureRequest) -> dic
     raise AssertionError(f"no JSON run for {command!r}: add one")
 
 
-#: commands whose module is another helper's and that do not carry it yet (strict: once they
-#: do, the marker must go)
-NOT_YET: dict[str, str] = {
-    "trace": "tcpclose.commands.trace prints no schema_version yet",
-}
 #: the lesson's programs print their dialogue, not JSON (their --events log is JSON lines)
 NO_JSON = {"server", "client"}
 
 
-def with_json() -> list[Any]:
-    params = []
-    for name in COMMANDS:
-        if name in NO_JSON:
-            continue
-        marks = [pytest.mark.xfail(strict=True, reason=NOT_YET[name])] if name in NOT_YET else []
-        params.append(pytest.param(name, marks=marks, id=name))
-    return params
+def with_json() -> list[str]:
+    return [name for name in COMMANDS if name not in NO_JSON]
 
 
 def test_every_command_but_the_lesson_programs_has_json() -> None:

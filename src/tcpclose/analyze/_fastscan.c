@@ -21,6 +21,9 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+/* Bump with tcpclose/analyze/compiled.py's API whenever a function here changes. */
+#define FASTSCAN_API 1
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
@@ -863,5 +866,11 @@ PyMODINIT_FUNC PyInit__fastscan(void) {
         !s_first || !s_feed || !s_address || !s_flows || !s_live || !s_addresses || !s_memo ||
         !s_number || !s_ended)
         return NULL;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    /* tcpclose.analyze.compiled refuses a build whose API differs from the Python's. */
+    if (m && PyModule_AddIntConstant(m, "API", FASTSCAN_API) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -37,10 +37,8 @@ if TYPE_CHECKING:
 else:
     from tcpclose.analyze.lazynumpy import np
 
-try:  # the compiled record walk (setup.py builds it when a C compiler is there)
-    from tcpclose.analyze import _fastscan  # type: ignore[attr-defined]  # compiled, no stub
-except ImportError:  # pragma: no cover - the Python walk gives the same batches
-    _fastscan = None  # type: ignore[assignment]
+# the compiled record walk, when built (None: the Python path, same output)
+from tcpclose.analyze.compiled import fastscan as _fastscan
 
 #: Link types the analyser decodes (LINKTYPE_* numbers as written in files).
 LINKTYPES: dict[int, str] = {

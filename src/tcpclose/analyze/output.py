@@ -11,12 +11,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+# the rows' text in C, when built (None: the Python path, same output)
+from tcpclose.analyze.compiled import fastscan as _fastscan
 from tcpclose.analyze.table import Row
-
-try:  # the rows' text in C (setup.py builds it when a C compiler is there)
-    from tcpclose.analyze import _fastscan  # type: ignore[attr-defined]  # compiled, no stub
-except ImportError:  # pragma: no cover - the Python below gives the same text
-    _fastscan = None  # type: ignore[assignment]
 from tcpclose.classify import ConnectionVerdict, Side, Termination
 
 #: CSV and JSON columns, in order.

@@ -46,10 +46,8 @@ if TYPE_CHECKING:
 else:
     from tcpclose.analyze.lazynumpy import np
 
-try:  # the compiled inner loop (setup.py builds it when a C compiler is there)
-    from tcpclose.analyze import _fastscan  # type: ignore[attr-defined]  # compiled, no stub
-except ImportError:  # pragma: no cover - the pure path gives the same rows
-    _fastscan = None  # type: ignore[assignment]
+# the compiled inner loop, when built (None: the Python path, same output)
+from tcpclose.analyze.compiled import fastscan as _fastscan
 
 LINGER = 5.0
 IDLE = 300.0

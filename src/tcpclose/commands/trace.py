@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
 from tcpclose.errors import TcpcloseError, UsageError, from_oserror
+from tcpclose.model.jsonshape import versioned
 from tcpclose.outputs import check_writable
 from tcpclose.status import ExitStatus
 from tcpclose.trace.session import TraceResult, preload, trace_command, trace_pids
@@ -216,7 +217,7 @@ def _print(result: TraceResult, args: Any, out: IO[str] | None) -> None:
         selected = [(args.connection, result.runs[args.connection - 1])]
     written = _write_files(result, selected, args)
     if args.json:
-        text = json.dumps(result_json(result, selected), indent=2) + "\n"
+        text = json.dumps(versioned(result_json(result, selected)), indent=2) + "\n"
         (out or sys.stdout).write(text)
         (out or sys.stdout).flush()
         return
