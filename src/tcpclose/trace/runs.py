@@ -13,13 +13,14 @@ from dataclasses import dataclass, replace
 from tcpclose.addresses import host_port
 from tcpclose.capture import CaptureResult, parse_frame
 from tcpclose.capture.frames import Frame
+from tcpclose.facts import RunFacts
 from tcpclose.lab.processes import ProcessOutcome
 from tcpclose.lab.runner import LabRun
 from tcpclose.lab.scenarios import Scenario
 from tcpclose.lab.verdicts import LabVerdict, judge
-from tcpclose.model.event import AppEvent
+from tcpclose.model.event import AppEvent, Event, EventFormatError, typed
 from tcpclose.model.packet import Packet
-from tcpclose.model.timeline import Note, Role, Segment, Timeline
+from tcpclose.model.timeline import Note, Role, Timeline
 from tcpclose.render.facts_text import NOT_TRACED as PACKETS_ONLY
 from tcpclose.trace.capture import frame_ports
 from tcpclose.trace.oneside import client_only_conclusion, server_only_conclusion
@@ -30,8 +31,6 @@ SYN_SLACK_NS = 50_000_000
 NOT_TRACED = "its calls not traced"
 #: strace's end of a call (entry stamp + its -T time) can fall a few µs before the true end
 END_SLACK_NS = 1_000_000
-#: events that can make a kernel send FIN or RST (the lab's verdicts use the same set)
-_CAUSES = frozenset({"close", "shutdown", "abort", "exit", "call", "killed", "error"})
 
 
 @dataclass(frozen=True)
@@ -102,29 +101,27 @@ def _client_and_server(
     return (b, a) if a[1] < b[1] else (a, b)
 
 
-def _annotated(timeline: Timeline) -> Timeline:
+def _annotated(timeline: Timeline, facts: RunFacts) -> Timeline:
     """The timeline as drawn: each traced call that made its kernel send FIN or RST says so,
-    `close() -> FIN`, `close() with SO_LINGER 0 -> RST`, `killed by SIGPIPE -> RST`."""
-    caused: dict[int, list[str]] = {}
+    `close() -> FIN`, `close() with SO_LINGER 0 -> RST`, `killed by SIGPIPE -> RST`. Which call
+    did is the facts' `WireFact.cause` (from the calls' stamps and the packets' order)."""
     entries = timeline.entries
-    for seg in (e for e in entries if isinstance(e, Segment)):
-        flag = "RST" if seg.packet.rst else "FIN" if seg.packet.fin else None
-        if flag is None:
+    notes_at: dict[tuple[Role, float], list[int]] = {}
+    for i, entry in enumerate(entries):
+        if isinstance(entry, Note):
+            notes_at.setdefault((entry.role, entry.t), []).append(i)
+    caused: dict[int, list[str]] = {}
+    for wire in facts.segments:
+        flag = "RST" if wire.packet.rst else "FIN" if wire.packet.fin else None
+        if flag is None or wire.cause is None or wire.cause_t is None:
             continue
-        sent_ns = (timeline.start + seg.t) * 1e9
-        mine = [
-            (i, e)
-            for i, e in enumerate(entries)
-            if isinstance(e, Note) and e.role is seg.sender and e.event.event in _CAUSES
-        ]
-        during = [
-            i
-            for i, n in mine
-            if n.event.get("started_ns", n.event.t_ns) <= sent_ns <= n.event.t_ns + END_SLACK_NS
-        ]
-        chosen = during[-1] if during else None
-        if chosen is not None and flag not in caused.setdefault(chosen, []):
-            caused[chosen].append(flag)
+        for i in notes_at.get((wire.by, wire.cause_t), []):
+            note = entries[i]
+            assert isinstance(note, Note)
+            if _typed_or_none(note.event) == wire.cause:
+                if flag not in caused.setdefault(i, []):
+                    caused[i].append(flag)
+                break
     if not caused:
         return timeline
     new_entries = list(entries)
@@ -136,6 +133,13 @@ def _annotated(timeline: Timeline) -> Timeline:
         fields = {**event.fields, "text": f"{text} -> {', '.join(flags)}"}
         new_entries[i] = replace(note, event=replace(event, fields=fields))
     return replace(timeline, entries=tuple(new_entries))
+
+
+def _typed_or_none(event: AppEvent) -> Event | None:
+    try:
+        return typed(event)
+    except EventFormatError:  # RunFacts set it aside too: it caused nothing
+        return None
 
 
 def _follows_lesson(
@@ -228,7 +232,7 @@ def build_runs(
             LabRun(
                 scenario,
                 1.0,
-                _annotated(timeline),
+                _annotated(timeline, verdict.facts or RunFacts.of(timeline)),
                 client_outcome,
                 server_outcome,
                 run_capture,
