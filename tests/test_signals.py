@@ -308,8 +308,9 @@ def _accepts(port: int) -> bool:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_drain_leaves_nothing_behind(signum: int, watched) -> None:  # type: ignore[no-untyped-def]
-    """Mid-run (the server accepts, tcpdump captures): SIGTERM cleans up (143); after SIGKILL the server, its supervisor and tcpdump end by themselves, and
-    the temp directory left is the killed pid's, removed by the next drain."""
+    """Mid-run (the server accepts, tcpdump captures): SIGTERM cleans up (143); after SIGKILL
+    the server, its supervisor and tcpdump end by themselves, and the temp directory left is
+    the killed pid's, removed by the next drain."""
     port = free_port()
     serve = tcpclose_argv("serve", "--port", str(port))
     target = f"127.0.0.1:{port}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tcpclose.classify import classify_packets
-from tcpclose.drain.causes import RULES, Cause, WireFacts, cause_of
+from tcpclose.drain.causes import RULES, Cause, RequestFacts, cause_of
 from tcpclose.drain.explain import ConnectionPackets, wire_facts
 from tcpclose.drain.load import LoadOptions
 from tcpclose.drain.processes import signal_number
@@ -202,7 +202,7 @@ def test_every_cause_has_a_rule_and_not_captured_comes_first() -> None:
     assert cause_of(facts) is Cause.NOT_CAPTURED
     assert (
         cause_of(
-            WireFacts(
+            RequestFacts(
                 True,
                 False,
                 Outcome.ERROR_STATUS,

@@ -1,6 +1,6 @@
 """Why a request was lost, from its connection's packets: drain's cause logic, in one module.
 
-Input: `WireFacts`, what the capture shows about the lost request's connection (computed by
+Input: `RequestFacts`, what the capture shows about the lost request's connection (computed by
 `tcpclose.drain.explain` from the analyser's verdict and the connection's packets). Output: a
 `Cause`. `RULES` is the decision table, first match wins:
 
@@ -77,7 +77,7 @@ EXPLANATIONS: dict[Cause, str] = {
 
 
 @dataclass(frozen=True)
-class WireFacts:
+class RequestFacts:
     """What the packets say about one lost request's connection."""
 
     captured: bool  #: the connection was found in the capture
@@ -101,7 +101,7 @@ class WireFacts:
 #: server was closing a connection it saw as idle (seconds).
 RACE_WINDOW = 0.002
 
-_Rule = tuple[Cause, Callable[[WireFacts], bool]]
+_Rule = tuple[Cause, Callable[[RequestFacts], bool]]
 
 RULES: tuple[_Rule, ...] = (
     (Cause.NOT_CAPTURED, lambda f: not f.captured),
@@ -144,7 +144,7 @@ RULES: tuple[_Rule, ...] = (
 )
 
 
-def cause_of(facts: WireFacts) -> Cause:
+def cause_of(facts: RequestFacts) -> Cause:
     """The first rule of RULES that holds."""
     for cause, test in RULES:
         if test(facts):

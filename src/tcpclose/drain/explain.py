@@ -19,7 +19,7 @@ from tcpclose.analyze import read_connections
 from tcpclose.capture.frames import Frame, parse_frame
 from tcpclose.capture.pcapfile import read_pcap_frames
 from tcpclose.classify import ConnectionVerdict, Termination
-from tcpclose.drain.causes import RACE_WINDOW, Cause, WireFacts, cause_of
+from tcpclose.drain.causes import RACE_WINDOW, Cause, RequestFacts, cause_of
 from tcpclose.drain.records import Outcome, RequestRecord
 from tcpclose.model.event import AppEvent
 from tcpclose.model.packet import Packet
@@ -111,10 +111,10 @@ class ConnectionPackets:
         return first, None
 
 
-def wire_facts(record: RequestRecord, conn: ConnectionPackets | None) -> WireFacts:
-    """The facts of `causes.WireFacts` for one lost request, from its connection's packets."""
+def wire_facts(record: RequestRecord, conn: ConnectionPackets | None) -> RequestFacts:
+    """The facts of `causes.RequestFacts` for one lost request, from its connection's packets."""
     if conn is None:
-        return WireFacts(
+        return RequestFacts(
             captured=False,
             rejected=False,
             outcome=record.outcome,
@@ -146,7 +146,7 @@ def wire_facts(record: RequestRecord, conn: ConnectionPackets | None) -> WireFac
         rst_at = False
         fin_before = fin is not None
         rst_before = rst is not None and fin is None
-    return WireFacts(
+    return RequestFacts(
         captured=True,
         rejected=conn.verdict.termination is Termination.REJECTED,
         outcome=record.outcome,
