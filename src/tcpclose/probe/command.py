@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
-from tcpclose.capture import start_capture
 from tcpclose.capture.frames import Frame
 from tcpclose.capture.pcapfile import write_pcap
 from tcpclose.classify import classify_packets
@@ -25,8 +24,9 @@ from tcpclose.probe import presets
 from tcpclose.probe.answer import kind_for, printable
 from tcpclose.probe.backend import HTTP_ANSWER, Backend, BackendKind
 from tcpclose.probe.bench import BackendLeg, backend_leg, where_died
-from tcpclose.probe.diagram import three_column_diagram
-from tcpclose.probe.facts import ControlResult, Mode, connection_packets, packet_facts
+from tcpclose.probe.capturing import WindowedCapture
+from tcpclose.probe.diagram import rich_two_column_diagram, three_column_diagram, two_column_diagram
+from tcpclose.probe.facts import ControlResult, Mode, connection_packets
 from tcpclose.probe.presets import Request
 from tcpclose.probe.report import ProbeReport, RunResult, render_summary
 from tcpclose.probe.sockets import control_once, probe_once
@@ -41,8 +41,8 @@ from tcpclose.probe.verdict import (
     exit_class,
     judge,
 )
+from tcpclose.probe.window import Gap, window_facts
 from tcpclose.render.console import stdout_console
-from tcpclose.render.text import render_diagram, rich_diagram
 
 MAX_REPEAT = 1000
 DEFAULT_TIMEOUT = 5.0
@@ -310,8 +310,9 @@ def run_one(
     """One run, captured when allowed: the socket facts, then the packets, then the verdict.
 
     With a backend (the proxy bench) the capture covers both legs and the backend's
-    connections of this run are judged with it. Only what `keep_picture` asks is kept of
-    the packets (the diagram), so that --repeat 1000 stays in bounded memory.
+    connections of this run are judged with it. The capture keeps a bounded window of each
+    connection (probe/window.py), however long the server streams; only what `keep_picture`
+    asks is kept of it (the diagram), so that --repeat 1000 stays in bounded memory.
     """
     session = None
     capture_note: str | None = None
@@ -321,7 +322,7 @@ def run_one(
         capture_note = "no packet capture (it watches loopback only): socket-level facts only"
     else:
         ports = [address.port] + ([backend.address[1]] if backend is not None else [])
-        session = start_capture(ports)
+        session = WindowedCapture(ports)
     payload = options.request.payload(options.mode is Mode.PARTIAL)
     first_conn = backend.count() if backend is not None else 0
     try:
@@ -345,15 +346,21 @@ def run_one(
     legs: list[BackendLeg] = []
     picture: str | None = None
     dropped = 0
-    all_packets: tuple[Packet, ...] | None = None
+    all_packets: list[Packet] | None = None
+    gaps: tuple[Gap, ...] = ()
+    seen = 0
     if captured is not None:
         method, capture_note, dropped = captured.method, captured.note, captured.dropped
         if captured.available:
-            all_packets = captured.packets
+            window = captured.window
+            all_packets = window.packets()
+            seen = window.seen
             if frames_out is not None:
-                frames_out.extend(captured.frames)
+                frames_out.extend(window.frames())
             mine = connection_packets(all_packets, sock_facts.local, sock_facts.peer)
-            pk = packet_facts(mine, sock_facts.local, sock_facts.peer)
+            pk = window_facts(window, sock_facts.local, sock_facts.peer)
+            ours = window.connection(sock_facts.local, sock_facts.peer)
+            gaps = tuple(ours.gaps) if ours is not None else ()
             termination = str(classify_packets(mine).termination) if mine else None
             t0 = mine[0].t if mine else (sock_facts.t_connected or 0.0)
             segments = _segments(mine, t0, sock_facts.local)
@@ -380,8 +387,11 @@ def run_one(
         if keep_picture and all_packets is not None:
             mine = connection_packets(all_packets, sock_facts.local, sock_facts.peer)
             backend_packets: list[Packet] = []
+            backend_gaps: list[Gap] = []
             for conn in conns:
                 backend_packets += connection_packets(all_packets, conn.peer, conn.local)
+                leg = captured.window.connection(conn.peer, conn.local) if captured else None
+                backend_gaps += leg.gaps if leg is not None else []
             picture = three_column_diagram(
                 mine,
                 backend_packets,
@@ -389,6 +399,8 @@ def run_one(
                 backend.address,
                 events,
                 [e for conn in conns for e in conn.events],
+                client_gaps=gaps,
+                backend_gaps=backend_gaps,
             )
     return RunResult(
         index=index,
@@ -406,6 +418,8 @@ def run_one(
         where=where,
         picture=picture,
         dropped=dropped,
+        gaps=gaps,
+        seen=seen,
     )
 
 
@@ -522,7 +536,7 @@ def _write_text(report: ProbeReport) -> None:
             console.print(Text(picture), end="")
         elif timeline is not None:
             console.print()
-            console.print(rich_diagram(timeline), end="")
+            console.print(rich_two_column_diagram(timeline, first.gaps), end="")
         if note:
             console.print(Text(note, style="dim"))
         return
@@ -530,7 +544,7 @@ def _write_text(report: ProbeReport) -> None:
     if picture is not None:
         out += "\n" + picture
     elif timeline is not None:
-        out += "\n" + render_diagram(timeline)
+        out += "\n" + two_column_diagram(timeline, first.gaps)
     if note:
         out += note + "\n"
     sys.stdout.write(out)
