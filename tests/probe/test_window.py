@@ -13,11 +13,12 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 
 import dpkt
 import pytest
 
-from tcpclose.capture.frames import Frame
+from tcpclose.capture.frames import Frame, parse_frame
 from tcpclose.model.packet import Flag, Packet
 from tcpclose.probe.facts import packet_facts
 from tcpclose.probe.window import HEAD, MIDDLE, TAIL, PacketWindow, window_facts
@@ -194,7 +195,9 @@ def test_a_200_mb_answer_is_probed_in_bounded_memory(streamer: int) -> None:
     # Every payload byte counted (retransmissions on lo included, so at least the answer).
     assert packets["peer_bytes"] >= BIG or run["capture"]["dropped"]
     assert packets["first_closer"] == small["packets"]["first_closer"] == "client"
-    assert packets["our_close"] == "FIN" and packets["peer_fin_t"] is not None
+    assert packets["our_close"] == "FIN"
+    # A frame the kernel dropped (its buffer full: said, never hidden) may be the FIN.
+    assert packets["peer_fin_t"] is not None or run["capture"]["dropped"]
     assert run["half_close_exercised"] is True
     assert run["capture"]["packets_seen"] > 3000  # 200 MB in 64 KiB segments, and ACKs
     elided = run["capture"]["elided"]
@@ -213,7 +216,8 @@ def test_a_200_mb_answer_draws_a_short_diagram(streamer: int) -> None:
     assert any("counted, not kept" in line for line in lines)
     # The server's FIN is drawn (alone, or with its last bytes: "xxx… + FIN").
     after_gap = lines[lines.index(gap_rows[-1]) :]
-    assert any("|<" in line and "FIN" in line for line in after_gap)
+    dropped = any(line.startswith("DROPPED") for line in lines)
+    assert dropped or any("|<" in line and "FIN" in line for line in after_gap)
 
 
 @needs_capture
@@ -240,3 +244,28 @@ def test_the_tcpdump_fallback_feeds_the_same_window(streamer: int) -> None:
     assert conn is not None and conn.gaps and len(conn.kept()) <= BOUND
     assert pk.our_close == "FIN" and pk.peer_fin_t is not None
     assert pk.peer_bytes >= size or result.dropped
+
+
+@needs_capture
+def test_pcap_gets_every_frame_not_just_the_window(streamer: int, tmp_path: Path) -> None:
+    """--pcap streams each frame to the file as it is captured: the whole transfer is there
+    (the file grows, not the process), while the report keeps its window."""
+    from tcpclose.capture.pcapfile import read_pcap_frames
+
+    size = 20_000_000
+    pcap = tmp_path / "run.pcap"
+    status, out, _ = probe_child(streamer, size, "--json", "--pcap", str(pcap))
+    run = json.loads(out)["runs"][0]
+    assert status == 0 and run["capture"]["elided"]
+    packets = [p for p in map(parse_frame, read_pcap_frames(pcap)) if p is not None]
+    assert len(packets) == run["capture"]["packets_seen"]
+    tshark = shutil.which("tshark")
+    if tshark:  # Wireshark reads it: frames cut at the snap length, not malformed
+        done = subprocess.run(
+            [tshark, "-r", str(pcap), "-Y", "_ws.malformed || _ws.expert.severity >= error"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0 and done.stdout == "", done.stdout[:500]
+    assert sum(p.length for p in packets if p.sport == streamer) == run["packets"]["peer_bytes"]

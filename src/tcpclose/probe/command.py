@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
-from tcpclose.capture.frames import Frame
-from tcpclose.capture.pcapfile import write_pcap
 from tcpclose.classify import classify_packets
 from tcpclose.errors import InputError, NetworkError, UsageError, from_oserror
 from tcpclose.model.packet import Packet
@@ -24,7 +22,7 @@ from tcpclose.probe import presets
 from tcpclose.probe.answer import kind_for, printable
 from tcpclose.probe.backend import HTTP_ANSWER, Backend, BackendKind
 from tcpclose.probe.bench import BackendLeg, backend_leg, where_died
-from tcpclose.probe.capturing import WindowedCapture
+from tcpclose.probe.capturing import PcapStream, WindowedCapture
 from tcpclose.probe.diagram import rich_two_column_diagram, three_column_diagram, two_column_diagram
 from tcpclose.probe.facts import ControlResult, Mode, connection_packets
 from tcpclose.probe.presets import Request
@@ -301,7 +299,7 @@ def run_one(
     index: int,
     address: Address,
     options: ProbeOptions,
-    frames_out: list[Frame] | None,
+    pcap: PcapStream | None,
     *,
     control: ControlResult | None = None,
     backend: Backend | None = None,
@@ -322,7 +320,7 @@ def run_one(
         capture_note = "no packet capture (it watches loopback only): socket-level facts only"
     else:
         ports = [address.port] + ([backend.address[1]] if backend is not None else [])
-        session = WindowedCapture(ports)
+        session = WindowedCapture(ports, also=pcap.write if pcap is not None else None)
     payload = options.request.payload(options.mode is Mode.PARTIAL)
     first_conn = backend.count() if backend is not None else 0
     try:
@@ -355,8 +353,6 @@ def run_one(
             window = captured.window
             all_packets = window.packets()
             seen = window.seen
-            if frames_out is not None:
-                frames_out.extend(window.frames())
             mine = connection_packets(all_packets, sock_facts.local, sock_facts.peer)
             pk = window_facts(window, sock_facts.local, sock_facts.peer)
             ours = window.connection(sock_facts.local, sock_facts.peer)
@@ -423,10 +419,15 @@ def run_one(
     )
 
 
-def run_probe(options: ProbeOptions) -> tuple[ProbeReport, list[Frame]]:
-    """Resolve once; start the bench's backend if asked; the control; then `repeat` runs."""
+def run_probe(options: ProbeOptions) -> ProbeReport:
+    """Resolve once; start the bench's backend if asked; the control; then `repeat` runs,
+    each run's frames streamed to --pcap as they are captured."""
     address = resolve(options.target, options.connect_timeout)
     with contextlib.ExitStack() as stack:
+        pcap = None
+        if options.pcap is not None:
+            pcap = PcapStream(options.pcap)
+            stack.callback(pcap.close)
         backend = None
         if options.backend is not None:
             backend = stack.enter_context(
@@ -438,13 +439,12 @@ def run_probe(options: ProbeOptions) -> tuple[ProbeReport, list[Frame]]:
                     options.timeout,
                 )
             )
-        return _runs(options, address, backend)
+        return _runs(options, address, backend, pcap)
 
 
 def _runs(
-    options: ProbeOptions, address: Address, backend: Backend | None
-) -> tuple[ProbeReport, list[Frame]]:
-    frames: list[Frame] | None = [] if options.pcap is not None else None
+    options: ProbeOptions, address: Address, backend: Backend | None, pcap: PcapStream | None
+) -> ProbeReport:
     payload = options.request.payload(options.mode is Mode.PARTIAL)
     control = None
     if options.control and options.mode is Mode.SHUTDOWN:
@@ -473,7 +473,7 @@ def _runs(
                 index,
                 address,
                 options,
-                frames,
+                pcap,
                 control=control,
                 backend=backend,
                 keep_picture=len(pictured) < MAX_PICTURES,
@@ -507,7 +507,7 @@ def _runs(
             else None
         ),
     )
-    return report, frames or []
+    return report
 
 
 _STYLE = {ProbeExit.OK: "bold green", ProbeExit.UNSTABLE: "bold yellow"}
@@ -553,9 +553,7 @@ def _write_text(report: ProbeReport) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     options = options_from(args)
-    report, frames = run_probe(options)
-    if options.pcap is not None:
-        write_pcap(options.pcap, frames)
+    report = run_probe(options)
     if options.json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
         sys.stdout.flush()

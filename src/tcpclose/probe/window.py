@@ -156,11 +156,6 @@ class PacketWindow:
             conn = self.connections[key] = ConnectionWindow()
         conn.add(frame, packet)
 
-    def feed(self, frames: list[Frame]) -> None:
-        """Frames read after the fact (tcpdump's file), in time order."""
-        for frame in sorted(frames, key=lambda f: f.t_ns):
-            self.add(frame)
-
     def connection(self, a: Endpoint, b: Endpoint) -> ConnectionWindow | None:
         return self.connections.get(frozenset((a, b)))
 
@@ -168,11 +163,6 @@ class PacketWindow:
         """Every kept packet of every connection, in time order."""
         kept = [k.packet for conn in self.connections.values() for k in conn.kept()]
         return sorted(kept, key=lambda p: p.t)
-
-    def frames(self) -> list[Frame]:
-        """Every kept frame (for --pcap), in time order."""
-        kept = [k.frame for conn in self.connections.values() for k in conn.kept()]
-        return sorted(kept, key=lambda f: f.t_ns)
 
     @property
     def seen(self) -> int:
