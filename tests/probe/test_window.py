@@ -269,3 +269,53 @@ def test_pcap_gets_every_frame_not_just_the_window(streamer: int, tmp_path: Path
         )
         assert done.returncode == 0 and done.stdout == "", done.stdout[:500]
     assert sum(p.length for p in packets if p.sport == streamer) == run["packets"]["peer_bytes"]
+
+
+def test_diagrams_draw_one_aligned_row_per_gap() -> None:
+    from tcpclose.model.timeline import Timeline
+    from tcpclose.probe.diagram import three_column_diagram, two_column_diagram
+
+    rng = random.Random(7)
+    packets = conversation(rng, 2000)
+    window = PacketWindow()
+    for p in packets:
+        window.add(frame_of(p))
+    conn = window.connection(US, PEER)
+    assert conn is not None and conn.gaps
+    kept = [k.packet for k in conn.kept()]
+    timeline = Timeline.build(kept, server=PEER, client=US)
+    text = two_column_diagram(timeline, conn.gaps)
+    lines = text.splitlines()
+    gap_rows = [line for line in lines if "segments not shown" in line]
+    assert len(gap_rows) == len(conn.gaps)
+    elided = sum(g.total_segments for g in conn.gaps)
+    assert sum(int(row.split("|")[2].split()[0]) for row in gap_rows) == elided
+    # every row's lifelines in the same columns as the arrows'
+    arrows = [line for line in lines if "|" in line and "segments not shown" not in line]
+    bars = {line.index("|") for line in arrows} | {row.index("|") for row in gap_rows}
+    assert len(bars) == 1
+    assert len(lines) < 200
+
+    backend = ("127.0.0.1", 9000)
+    proxy_side = ("127.0.0.1", 51000)
+    moved = {US: proxy_side, PEER: backend}
+    for p in packets:  # the same conversation again, on the proxy -> backend leg
+        src, dst = moved[p.src_endpoint], moved[p.dst_endpoint]
+        window.add(frame_of(Packet(p.t, *src, *dst, p.flags, p.seq, p.ack, p.win, p.length)))
+    leg = window.connection(proxy_side, backend)
+    assert leg is not None and leg.gaps
+    three = three_column_diagram(
+        kept,
+        [k.packet for k in leg.kept()],
+        US,
+        backend,
+        client_gaps=conn.gaps,
+        backend_gaps=leg.gaps,
+    )
+    rows = [line for line in three.splitlines()[1:] if "segments not shown" in line]
+    assert rows  # (the three-column diagram also elides rows past 2 x 40)
+    arrow = next(line for line in three.splitlines() if "->|" in line)
+    for row in rows:  # the lifelines where the arrows' are
+        assert row.rindex("|") == arrow.rindex("|"), row
+        assert "proxy" in row and ("client" in row or "backend" in row), row
+        assert "127.0.0.1" not in row

@@ -155,10 +155,11 @@ def three_column_diagram(
         arrow = _arrow(segment_label(p, limit=width - 6), p.dst_endpoint == backend, width)
         rows.append(_Row(p.t, "|" + gap + arrow))
     for hole in client_gaps:
-        text = describe_gap(hole, {client: "client"})
+        text = describe_gap(hole, {e: "client" if e == client else "proxy" for e in hole.segments})
         rows.append(_Row(hole.t_first, _gap_lane(width) + gap + "| " + text))
     for hole in backend_gaps:
-        text = describe_gap(hole, {backend: "backend"})
+        names = {e: "backend" if e == backend else "proxy" for e in hole.segments}
+        text = describe_gap(hole, names)
         rows.append(_Row(hole.t_first, "|" + gap + _gap_lane(width) + " " + text))
     for e in client_events:
         text = "* " + abbreviate(_clean(event_label(e)), width - 1)
