@@ -155,7 +155,7 @@ def streamer() -> Iterator[int]:
         stop(proc)
 
 
-def probe_child(port: int, size: int, *extra: str) -> tuple[int, str, int]:
+def _probe_child(port: int, size: int, *extra: str) -> tuple[int, str, int]:
     """`tcpclose probe` in a child: (exit status, stdout, its peak RSS in KiB from wait4)."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
@@ -176,6 +176,31 @@ def probe_child(port: int, size: int, *extra: str) -> tuple[int, str, int]:
     return proc.returncode, out, usage.ru_maxrss
 
 
+#: attempts for a run whose request and FIN our own kernel sent apart (see test_servers.py)
+ATTEMPTS = 3
+
+
+def _split(out: str) -> bool:
+    """Did this run's request leave without our FIN (TCP_CORK's ~200 ms ceiling passed while
+    a loaded machine held the probe between send() and shutdown())? Then the streamer answers
+    before our FIN: "not exercised", our stall, not what is tested here."""
+    if out.lstrip().startswith("{"):
+        run = json.loads(out)["runs"][0]
+        packets = run["packets"] or {}
+        return run["verdict"] == "not-exercised" and not packets.get("fin_with_request", True)
+    return "half-close NOT exercised" in out and "FIN after the request" in out
+
+
+def probe_child(port: int, size: int, *extra: str) -> tuple[int, str, int]:
+    """`tcpclose probe` in a child: (exit status, stdout, its peak RSS in KiB from wait4);
+    made again, up to ATTEMPTS times, only when the wire shows our own split."""
+    for _ in range(ATTEMPTS):
+        status, out, rss = _probe_child(port, size, *extra)
+        if not _split(out):
+            break
+    return status, out, rss
+
+
 needs_capture = pytest.mark.skipif(os.geteuid() != 0, reason="packet capture needs root")
 
 
@@ -188,8 +213,11 @@ def test_a_200_mb_answer_is_probed_in_bounded_memory(streamer: int) -> None:
     # Keeping every packet took ~550 MB for 200 MB (1.86 GB for 1 GB); the window keeps
     # ~100 packets: what is left is the interpreter and its libraries (~35 MB).
     assert rss_kib < 120 * 1024, f"peak RSS {rss_kib} KiB"
-    assert status == small_status == 0
-    assert run["verdict"] == small["verdict"] == "graceful"
+    assert (status, run["verdict"]) == (small_status, small["verdict"]) == (0, "graceful"), (
+        run["verdict"],
+        run["packets"],
+        run["capture"]["dropped"],
+    )
     assert run["socket"]["bytes_received"] == BIG
     packets = run["packets"]
     # Every payload byte counted (retransmissions on lo included, so at least the answer).

@@ -370,7 +370,10 @@ def run_one(
             if all_packets is not None
             else None
         )
-        legs.append(backend_leg(conn, leg_packets))
+        judged = backend_leg(conn, leg_packets)
+        # The window kept some of the leg's packets; it counted them all.
+        counted = captured.window.connection(conn.peer, conn.local) if captured else None
+        legs.append(dataclasses.replace(judged, packets=counted.packets) if counted else judged)
     verdict = judge(sock_facts, pk, control)
     where = None
     if backend is not None:
