@@ -4,16 +4,82 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import NoReturn
 
 from tcpclose.errors import UsageError
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are `UsageError`s (one line, exit status 2 in tcpclose)."""
+    """An ArgumentParser whose errors are `UsageError`s (one line, exit status 2 in tcpclose).
+
+    Its help states the range of every fractional-number option (durations, factors, shares),
+    found from the option's own converter (`accepted_range`), so the range said is the range
+    enforced, whichever command defines the option.
+    """
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+    def format_help(self) -> str:
+        for action in self._actions:
+            if action.help and action.help is not argparse.SUPPRESS and callable(action.type):
+                shown = range_text(action.type)
+                if shown and shown not in action.help:
+                    action.help += f" [{shown}]"
+        return super().format_help()
+
+
+#: a fractional-number option must refuse this: past about 1e9 s, sleep() and timeouts overflow
+HUGE = 1e12
+
+
+def _accepts(convert: Callable[[str], object], value: float) -> bool:
+    try:
+        convert(repr(value))
+    except (ValueError, TypeError, argparse.ArgumentTypeError):
+        return False
+    return True
+
+
+def is_fractional(convert: Callable[[str], object]) -> bool:
+    """Is this an option that takes a fractional number (a duration, a factor, a share)?"""
+    try:
+        return isinstance(convert("0.5"), float)
+    except (ValueError, TypeError, argparse.ArgumentTypeError):
+        return False
+
+
+def accepted_range(convert: Callable[[str], object]) -> tuple[float, float, bool] | None:
+    """(lowest, highest, lowest itself accepted) of a fractional option's converter, found by
+    bisection (the accepted values are one interval); None when it is not fractional, or has
+    no upper bound below HUGE."""
+    if not is_fractional(convert) or _accepts(convert, HUGE):
+        return None
+    inside, outside = 0.5, HUGE
+    while outside - inside > 1e-9 * outside:
+        middle = (inside + outside) / 2
+        inside, outside = (middle, outside) if _accepts(convert, middle) else (inside, middle)
+    low, high = 0.0, float(f"{inside:.6g}")
+    if not _accepts(convert, 0.0):
+        lowest_in, below = 0.5, 0.0  # the lower bound: bisect from 0.5 down
+        while lowest_in - below > 1e-9:
+            middle = (lowest_in + below) / 2
+            lowest_in, below = (middle, below) if _accepts(convert, middle) else (lowest_in, middle)
+        low = float(f"{below:.6g}")
+        return low, high, _accepts(convert, low)
+    return low, high, True
+
+
+def range_text(convert: Callable[[str], object]) -> str | None:
+    """`0 to 86400`, `more than 0, at most 86400`: the help's words for the accepted range."""
+    found = accepted_range(convert)
+    if found is None:
+        return None
+    low, high, low_included = found
+    if low_included:
+        return f"{low:g} to {high:g}"
+    return f"more than {low:g}, at most {high:g}"
 
 
 def checked(convert):  # type: ignore[no-untyped-def]

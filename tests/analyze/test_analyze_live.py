@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 
+import dpkt
 import pytest
 from livetraffic import exchange, free_port, nginx, tcpdump
 
 from tcpclose.analyze import analyze_files
+from tcpclose.capture.frames import Frame, parse_frame
 from tcpclose.classify import Side, Termination
 
 pytestmark = pytest.mark.skipif(
@@ -38,7 +43,55 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Exchanges, 
             kinds.append((exchange(port, kind), port, kind))
         kinds.append((exchange(closed, "refused"), closed, "refused"))
         kinds.append((exchange(port, "graceful"), port, "graceful"))
+        wait_written(path, probe)
     return path, kinds, probe
+
+
+#: how long tcpdump may take to write what it has read, on a loaded machine
+WRITTEN_TIMEOUT = 60.0
+
+
+def _marker_seen(path: Path, probe: int, marker: int, since_ns: int) -> bool:
+    """Does the file hold the probe port's RST to `marker`, stamped after `since_ns`?"""
+    with path.open("rb") as f, contextlib.suppress(dpkt.NeedData, dpkt.UnpackError, ValueError):
+        # A record tcpdump is still writing may be cut short: read what is whole.
+        for ts, buf in dpkt.pcap.Reader(f):
+            t_ns = int(ts * 1_000_000_000)
+            packet = parse_frame(Frame(t_ns, bytes(buf)))
+            if (
+                packet is not None
+                and packet.rst
+                and (packet.sport, packet.dport) == (probe, marker)
+                and t_ns >= since_ns
+            ):
+                return True
+    return False
+
+
+def wait_written(path: Path, probe: int) -> None:
+    """Wait until every packet sent so far is in the capture file.
+
+    "The file stopped growing for 0.3 s" (livetraffic.wait_settled) is not that: tcpdump
+    descheduled on a loaded machine writes nothing for a while with packets still in its
+    ring, SIGINT then ends it without writing them, and the last connections were missing
+    (21 rows instead of 26). Instead a marker: one more connection to the closed probe port
+    (our SYN, its RST), and the wait lasts until that RST is in the file. tcpdump writes
+    packets in the order it reads them from the ring, so every earlier packet is there too.
+    """
+    since_ns = time.time_ns() - 1_000_000  # the capture's clock; margin for its stamping
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", 0))
+        marker = sock.getsockname()[1]
+        with contextlib.suppress(OSError):  # refused: that is the marker
+            sock.connect(("127.0.0.1", probe))
+    finally:
+        sock.close()
+    deadline = time.monotonic() + WRITTEN_TIMEOUT
+    while not _marker_seen(path, probe, marker, since_ns):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the capture did not show the marker within {WRITTEN_TIMEOUT} s")
+        time.sleep(0.05)
 
 
 def tshark_completeness(path: Path) -> dict[int, tuple[int, int]]:
@@ -145,3 +198,44 @@ def test_filter_keeps_one_port(capture: tuple[Path, Exchanges, int]) -> None:
         path, filter=f"not port {some_port} and host 127.0.0.1 and not port {probe}"
     )
     assert len(rows) == len(kinds) - len(with_it)
+
+
+def _tcpdump_writing(path: Path) -> int:
+    """The pid of the tcpdump writing `path` (a child of this test, found in /proc)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if argv and argv[0].endswith(b"tcpdump") and str(path).encode() in argv:
+                return int(proc.name)
+    raise AssertionError(f"no tcpdump writes {path}")
+
+
+def test_a_stalled_tcpdump_still_writes_every_exchange(tmp_path: Path) -> None:
+    """tcpdump stopped (SIGSTOP) while the exchanges happen and past the end of the block, as
+    a loaded machine may leave it unscheduled: its file does not grow for a second, yet the
+    capture must end up with every exchange."""
+    import os
+    import signal
+    import threading
+
+    port = free_port()
+    path = tmp_path / "stalled.pcap"
+    clients = []
+    resumes: list[threading.Timer] = []
+    try:
+        with nginx(tmp_path / "nginx", port), tcpdump(path, port) as probe:
+            pid = _tcpdump_writing(path)
+            os.kill(pid, signal.SIGSTOP)
+            resumes.append(threading.Timer(1.0, os.kill, (pid, signal.SIGCONT)))
+            clients = [exchange(port, "graceful") for _ in range(5)]
+            resumes[0].start()  # longer than livetraffic.wait_settled's quiet period
+            wait_written(path, probe)
+    finally:
+        for resume in resumes:
+            resume.cancel()
+            with contextlib.suppress(ProcessLookupError):  # SIGCONT whatever happened
+                resume.function(*resume.args)
+    rows, _ = analyze_files(path, filter=f"not port {probe}")
+    assert [row.verdict.originator[1] for row in rows] == clients

@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
-from tcpclose.capture import start_capture
-from tcpclose.capture.frames import Frame
-from tcpclose.capture.pcapfile import write_pcap
 from tcpclose.classify import classify_packets
 from tcpclose.errors import InputError, NetworkError, UsageError, from_oserror
 from tcpclose.model.jsonshape import versioned
@@ -26,8 +23,9 @@ from tcpclose.probe import presets
 from tcpclose.probe.answer import kind_for, printable
 from tcpclose.probe.backend import HTTP_ANSWER, Backend, BackendKind
 from tcpclose.probe.bench import BackendLeg, backend_leg, where_died
-from tcpclose.probe.diagram import three_column_diagram
-from tcpclose.probe.facts import ControlResult, Mode, connection_packets, packet_facts
+from tcpclose.probe.capturing import PcapStream, WindowedCapture
+from tcpclose.probe.diagram import rich_two_column_diagram, three_column_diagram, two_column_diagram
+from tcpclose.probe.facts import ControlResult, Mode, connection_packets
 from tcpclose.probe.presets import Request
 from tcpclose.probe.report import ProbeReport, RunResult, render_summary
 from tcpclose.probe.sockets import control_once, probe_once
@@ -42,8 +40,8 @@ from tcpclose.probe.verdict import (
     exit_class,
     judge,
 )
+from tcpclose.probe.window import Gap, window_facts
 from tcpclose.render.console import stdout_console
-from tcpclose.render.text import render_diagram, rich_diagram
 
 MAX_REPEAT = 1000
 DEFAULT_TIMEOUT = 5.0
@@ -302,7 +300,7 @@ def run_one(
     index: int,
     address: Address,
     options: ProbeOptions,
-    frames_out: list[Frame] | None,
+    pcap: PcapStream | None,
     *,
     control: ControlResult | None = None,
     backend: Backend | None = None,
@@ -311,8 +309,9 @@ def run_one(
     """One run, captured when allowed: the socket facts, then the packets, then the verdict.
 
     With a backend (the proxy bench) the capture covers both legs and the backend's
-    connections of this run are judged with it. Only what `keep_picture` asks is kept of
-    the packets (the diagram), so that --repeat 1000 stays in bounded memory.
+    connections of this run are judged with it. The capture keeps a bounded window of each
+    connection (probe/window.py), however long the server streams; only what `keep_picture`
+    asks is kept of it (the diagram), so that --repeat 1000 stays in bounded memory.
     """
     session = None
     capture_note: str | None = None
@@ -322,7 +321,7 @@ def run_one(
         capture_note = "no packet capture (it watches loopback only): socket-level facts only"
     else:
         ports = [address.port] + ([backend.address[1]] if backend is not None else [])
-        session = start_capture(ports)
+        session = WindowedCapture(ports, also=pcap.write if pcap is not None else None)
     payload = options.request.payload(options.mode is Mode.PARTIAL)
     first_conn = backend.count() if backend is not None else 0
     try:
@@ -346,15 +345,19 @@ def run_one(
     legs: list[BackendLeg] = []
     picture: str | None = None
     dropped = 0
-    all_packets: tuple[Packet, ...] | None = None
+    all_packets: list[Packet] | None = None
+    gaps: tuple[Gap, ...] = ()
+    seen = 0
     if captured is not None:
         method, capture_note, dropped = captured.method, captured.note, captured.dropped
         if captured.available:
-            all_packets = captured.packets
-            if frames_out is not None:
-                frames_out.extend(captured.frames)
+            window = captured.window
+            all_packets = window.packets()
+            seen = window.seen
             mine = connection_packets(all_packets, sock_facts.local, sock_facts.peer)
-            pk = packet_facts(mine, sock_facts.local, sock_facts.peer)
+            pk = window_facts(window, sock_facts.local, sock_facts.peer)
+            ours = window.connection(sock_facts.local, sock_facts.peer)
+            gaps = tuple(ours.gaps) if ours is not None else ()
             termination = str(classify_packets(mine).termination) if mine else None
             t0 = mine[0].t if mine else (sock_facts.t_connected or 0.0)
             segments = _segments(mine, t0, sock_facts.local)
@@ -368,7 +371,10 @@ def run_one(
             if all_packets is not None
             else None
         )
-        legs.append(backend_leg(conn, leg_packets))
+        judged = backend_leg(conn, leg_packets)
+        # The window kept some of the leg's packets; it counted them all.
+        counted = captured.window.connection(conn.peer, conn.local) if captured else None
+        legs.append(dataclasses.replace(judged, packets=counted.packets) if counted else judged)
     verdict = judge(sock_facts, pk, control)
     where = None
     if backend is not None:
@@ -381,8 +387,11 @@ def run_one(
         if keep_picture and all_packets is not None:
             mine = connection_packets(all_packets, sock_facts.local, sock_facts.peer)
             backend_packets: list[Packet] = []
+            backend_gaps: list[Gap] = []
             for conn in conns:
                 backend_packets += connection_packets(all_packets, conn.peer, conn.local)
+                leg = captured.window.connection(conn.peer, conn.local) if captured else None
+                backend_gaps += leg.gaps if leg is not None else []
             picture = three_column_diagram(
                 mine,
                 backend_packets,
@@ -390,6 +399,8 @@ def run_one(
                 backend.address,
                 events,
                 [e for conn in conns for e in conn.events],
+                client_gaps=gaps,
+                backend_gaps=backend_gaps,
             )
     return RunResult(
         index=index,
@@ -407,13 +418,20 @@ def run_one(
         where=where,
         picture=picture,
         dropped=dropped,
+        gaps=gaps,
+        seen=seen,
     )
 
 
-def run_probe(options: ProbeOptions) -> tuple[ProbeReport, list[Frame]]:
-    """Resolve once; start the bench's backend if asked; the control; then `repeat` runs."""
+def run_probe(options: ProbeOptions) -> ProbeReport:
+    """Resolve once; start the bench's backend if asked; the control; then `repeat` runs,
+    each run's frames streamed to --pcap as they are captured."""
     address = resolve(options.target, options.connect_timeout)
     with contextlib.ExitStack() as stack:
+        pcap = None
+        if options.pcap is not None:
+            pcap = PcapStream(options.pcap)
+            stack.callback(pcap.close)
         backend = None
         if options.backend is not None:
             backend = stack.enter_context(
@@ -425,13 +443,12 @@ def run_probe(options: ProbeOptions) -> tuple[ProbeReport, list[Frame]]:
                     options.timeout,
                 )
             )
-        return _runs(options, address, backend)
+        return _runs(options, address, backend, pcap)
 
 
 def _runs(
-    options: ProbeOptions, address: Address, backend: Backend | None
-) -> tuple[ProbeReport, list[Frame]]:
-    frames: list[Frame] | None = [] if options.pcap is not None else None
+    options: ProbeOptions, address: Address, backend: Backend | None, pcap: PcapStream | None
+) -> ProbeReport:
     payload = options.request.payload(options.mode is Mode.PARTIAL)
     control = None
     if options.control and options.mode is Mode.SHUTDOWN:
@@ -460,7 +477,7 @@ def _runs(
                 index,
                 address,
                 options,
-                frames,
+                pcap,
                 control=control,
                 backend=backend,
                 keep_picture=len(pictured) < MAX_PICTURES,
@@ -494,7 +511,7 @@ def _runs(
             else None
         ),
     )
-    return report, frames or []
+    return report
 
 
 _STYLE = {ProbeExit.OK: "bold green", ProbeExit.UNSTABLE: "bold yellow"}
@@ -523,7 +540,7 @@ def _write_text(report: ProbeReport) -> None:
             console.print(Text(picture), end="")
         elif timeline is not None:
             console.print()
-            console.print(rich_diagram(timeline), end="")
+            console.print(rich_two_column_diagram(timeline, first.gaps), end="")
         if note:
             console.print(Text(note, style="dim"))
         return
@@ -531,7 +548,7 @@ def _write_text(report: ProbeReport) -> None:
     if picture is not None:
         out += "\n" + picture
     elif timeline is not None:
-        out += "\n" + render_diagram(timeline)
+        out += "\n" + two_column_diagram(timeline, first.gaps)
     if note:
         out += note + "\n"
     sys.stdout.write(out)
@@ -540,9 +557,7 @@ def _write_text(report: ProbeReport) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     options = options_from(args)
-    report, frames = run_probe(options)
-    if options.pcap is not None:
-        write_pcap(options.pcap, frames)
+    report = run_probe(options)
     if options.json:
         sys.stdout.write(json.dumps(versioned(report.to_json()), indent=2) + "\n")
         sys.stdout.flush()

@@ -10,6 +10,7 @@ from tcpclose.model.timeline import Timeline
 from tcpclose.probe.bench import BackendLeg
 from tcpclose.probe.facts import ControlResult, Mode, PacketFacts, ReadEnd, SocketFacts
 from tcpclose.probe.verdict import HINTS, MEANING, ProbeExit, Verdict, overall_exit
+from tcpclose.probe.window import HEAD, TAIL, Gap
 
 MODE_TEXT: dict[Mode, str] = {
     Mode.SHUTDOWN: "the request, then shutdown(SHUT_WR): half-close, keep reading",
@@ -47,6 +48,17 @@ class RunResult:
     where: str | None = None  #: proxy bench: where the answer went or died
     picture: str | None = None  #: proxy bench: the three-column diagram
     dropped: int = 0  #: packets the capture dropped (kernel buffer)
+    gaps: tuple[Gap, ...] = ()  #: our connection's packets left out of the capture window
+    seen: int = 0  #: packets the capture saw, on every connection it watched
+
+    @property
+    def elided(self) -> int:
+        """Packets of our connection counted but not kept (the window's gaps)."""
+        return sum(gap.total_segments for gap in self.gaps)
+
+    @property
+    def _names(self) -> dict[tuple[str, int], str]:
+        return {self.socket.local: "client", self.socket.peer: "server"}
 
     @property
     def exercised(self) -> bool | None:
@@ -73,6 +85,8 @@ class RunResult:
                 "method": self.capture_method,
                 "note": self.capture_note,
                 "dropped": self.dropped,
+                "packets_seen": self.seen,
+                "elided": [gap.to_json(self._names) for gap in self.gaps],
             },
             "segments": segments,
             "half_close_exercised": self.exercised,
@@ -185,9 +199,23 @@ def fact_lines(run: RunResult) -> list[tuple[str, str]]:
         # under a broken verdict it would contradict the verdict, so it is not printed.
         if run.termination is not None and run.exit is ProbeExit.OK:
             text += f"; termination: {run.termination}"
-        if run.dropped:
-            text += f"; the capture DROPPED {run.dropped} packets"
         lines.append(("packets", text))
+        if run.elided:
+            lines.append(
+                (
+                    "window",
+                    f"{run.elided} of them counted, not kept: the first {HEAD} and last {TAIL} "
+                    "of the connection are, with each side's first SYN, FIN and RST",
+                )
+            )
+    if run.dropped:
+        lines.append(
+            (
+                "DROPPED",
+                f"the kernel dropped {run.dropped} captured packets (capture buffer full): "
+                "the packet facts may miss segments",
+            )
+        )
     return lines
 
 
