@@ -181,7 +181,8 @@ def window_facts(window: PacketWindow, local: Endpoint, peer: Endpoint) -> Packe
     Every time `packet_facts` reads (each side's first SYN, FIN, RST, the first data of each
     turn) is a kept packet; the sums it makes (packets, the server's bytes before and after our
     first FIN or RST) are completed with the gaps' counts. A gap lies wholly before or after
-    our first FIN/RST: that packet is kept, and a kept packet ends a gap.
+    our first FIN/RST: that packet is kept, and a kept packet ends a gap. The result's `run`
+    (the shared RunFacts) is that of the kept packets.
     """
     conn = window.connection(local, peer)
     if conn is None:
