@@ -84,7 +84,8 @@ def test_no_orphan_when_drain_is_stopped(tmp_path: Path, how: signal.Signals) ->
     server = 0
     try:
         server = _wait_for_file(pid_file, proc)
-        wait_established(port)  # under load now (the signal is due at 30 s)
+        # the load's 4 clients connected (not only drain's readiness check): the loop runs
+        wait_established(port, count=4)
         proc.send_signal(how)
         _, err = proc.communicate(timeout=30)
         if how is not signal.SIGKILL:

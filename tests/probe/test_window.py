@@ -122,6 +122,20 @@ def test_many_connections_are_counted_past_the_limit() -> None:
     assert window.untracked == 5 and window.seen == MAX_CONNECTIONS + 5
 
 
+def test_our_connection_is_followed_however_many_others_the_server_carries() -> None:
+    from tcpclose.probe.window import MAX_CONNECTIONS
+
+    window = PacketWindow()
+    for port in range(MAX_CONNECTIONS + 5):  # a busy server's other clients, seen first
+        client = ("127.0.0.1", 30000 + port)
+        window.add(frame_of(Packet(1.0 + port, *client, *PEER, int(S), 1, 0, 65535, 0)))
+    window.ours.add(US[1])  # what the probe's connect(on_port=...) does before its SYN
+    window.add(frame_of(Packet(100.0, *US, *PEER, int(S), 1, 0, 65535, 0)))
+    conn = window.connection(US, PEER)
+    assert conn is not None and conn.packets == 1
+    assert window.untracked == 5
+
+
 # A server that answers each request line "N" with N bytes, then closes (a bounded stream).
 STREAMER = """
 import socket, sys

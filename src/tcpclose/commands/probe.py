@@ -333,6 +333,7 @@ def run_one(
             connect_timeout=options.connect_timeout,
             shown=str(options.target),
             kind=kind_for(options.request.name, payload),
+            on_port=session.window.ours.add if session is not None else None,
         )
         if backend is not None:
             backend.wait_done(first_conn, BACKEND_SETTLE)

@@ -32,7 +32,8 @@ from tcpclose.drain.protocol import AnswerReader, Workload
 from tcpclose.drain.records import ClientKind, Outcome, RequestRecord
 from tcpclose.errors import errno_name
 
-#: Pause after a refused connect, so that a worker facing a closed port does not spin.
+#: Pause after a failed connect (refused; or EMFILE, EADDRNOTAVAIL here), so that a worker
+#: facing a closed port or an exhausted resource does not spin.
 REFUSED_PAUSE = 0.05
 #: How often the watchdog looks for answers past their deadline (the timeout's resolution).
 WATCHDOG_PERIOD = 0.05
@@ -216,13 +217,14 @@ class LoadGenerator:
         it (the kernel unhashes the socket) and every request must name its connection in
         the capture, the refused and the reset ones too."""
         sock = socket.socket(self._family, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        err = sock.connect_ex((self.options.host, self.options.port))
         try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            err = sock.connect_ex((self.options.host, self.options.port))
             port = int(sock.getsockname()[1])
-        except OSError:
-            port = 0
+        except BaseException:
+            sock.close()
+            raise
         return sock, port, err
 
     async def _connect(
@@ -281,9 +283,13 @@ class LoadGenerator:
                         if sock is not None:
                             sock.close()
                         self._connect_failed(record, exc)
-                        if isinstance(exc, ConnectionRefusedError):
-                            await asyncio.sleep(REFUSED_PAUSE)
+                        # refused, or no descriptor or port left here: never spin on it
+                        await asyncio.sleep(REFUSED_PAUSE)
                         continue
+                    except BaseException:  # cancelled mid-handshake: the socket is ours
+                        if sock is not None:
+                            sock.close()
+                        raise
                     conn_number = self.connections
                     self._conns[number] = conn
                 record.connection, record.local_port = conn_number, port

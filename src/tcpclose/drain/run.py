@@ -8,15 +8,17 @@ pcap file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 from tcpclose.drain.capture import CaptureStats, RunCapture
 from tcpclose.drain.explain import Explained, explain, unexplained
@@ -199,30 +201,50 @@ async def _drive(
 
 
 class _SignalStop:
-    """SIGINT or SIGTERM while the loop runs: end the load, cancel the run.
+    """SIGINT or SIGTERM during the load: end the load, cancel the run, exit 130 or 143.
 
-    A Python signal handler's exception raised inside the loop lands in whatever callback
-    runs, and asyncio logs and swallows every BaseException there but KeyboardInterrupt and
-    SystemExit - `Terminated` included, so drain would run on to its end. The loop's own
-    handlers (`add_signal_handler`: the signal is written to a wakeup fd that the loop
-    reads) are installed before the loop runs, for the whole of it, and replace
-    asyncio.Runner's Ctrl-C handling. The workers' deadline is set to the past as well, so
-    that a worker that misses the cancellation (asyncio.wait_for in Python 3.11 can swallow
-    one that races its result) still leaves its loop at once."""
+    The handlers are plain Python ones (`signal.signal`) that raise nothing: they note the
+    signal, move the workers' deadline to the past and ask the loop to cancel the run
+    (`call_soon_threadsafe`, which also wakes it). Raising from a handler would not do:
+    inside the loop the exception lands in whatever callback runs, and asyncio logs and
+    swallows every BaseException there but KeyboardInterrupt and SystemExit. The loop's own
+    `add_signal_handler` would not do either: uvloop listens to its signal fd only while the
+    loop runs, so a signal just before `run` or just after it is lost. A noted signal cannot
+    be lost: the handlers are installed before the loop starts and removed after it has
+    closed, and drain raises `Terminated` or KeyboardInterrupt itself after the loop. The
+    deadline moves too, so that a worker that misses the cancellation (asyncio.wait_for in
+    Python 3.11 can swallow one that races its result) still leaves its loop at once."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, load: LoadGenerator) -> None:
         self.load = load
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.task: asyncio.Task[None] | None = None
         self.received: signal.Signals | None = None
 
-    def __call__(self, signum: signal.Signals) -> None:
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
-            self.received = signum
+            self.received = signal.Signals(signum)
         self.load.stop_at = 0.0
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._cancel)
+
+    def _cancel(self) -> None:
         if self.task is not None:
             self.task.cancel()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = {signum: signal.getsignal(signum) for signum in self.SIGNALS}
+        for signum in self.SIGNALS:
+            signal.signal(signum, self)
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
     def raise_if_received(self) -> None:
         """Terminated for SIGTERM (exit 143), KeyboardInterrupt for SIGINT (exit 130)."""
@@ -256,23 +278,16 @@ def run_drain(options: DrainOptions) -> DrainRun:
             wait_until_accepting(options.host, options.port, options.ready_timeout, server)
             load = LoadGenerator(options.load)
             t0 = time.time()
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                loop = runner.get_loop()
-                event_loop = type(loop).__module__.split(".")[0]
-                stop = _SignalStop(load)
-                previous = {signum: signal.getsignal(signum) for signum in stop.SIGNALS}
-                for signum in stop.SIGNALS:
-                    loop.add_signal_handler(signum, stop, signum)
+            stop = _SignalStop(load)
+            with stop.installed(), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                stop.loop = runner.get_loop()
+                event_loop = type(stop.loop).__module__.split(".")[0]
                 try:
                     runner.run(_drive(load, trigger, options.at, options.after, stop))
                 except asyncio.CancelledError:
                     stop.raise_if_received()
                     raise
-                finally:
-                    for signum, handler in previous.items():
-                        loop.remove_signal_handler(signum)  # sets SIG_DFL: put back ours
-                        signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-                stop.raise_if_received()
+            stop.raise_if_received()
             t_end = time.time()
             if trigger.at is None:
                 # Nothing was tested: never report "nothing lost" for it.

@@ -28,6 +28,7 @@ import socket
 import struct
 import termios
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tcpclose.errors import NetworkError, errno_name, from_oserror
@@ -74,11 +75,23 @@ class _Recorder:
         return record.t
 
 
-def connect(address: Address, timeout: float, shown: str) -> socket.socket:
-    """socket() + connect() within `timeout` seconds; NetworkError (one line) when it fails."""
+def connect(
+    address: Address,
+    timeout: float,
+    shown: str,
+    on_port: Callable[[int], None] | None = None,
+) -> socket.socket:
+    """socket() + connect() within `timeout` seconds; NetworkError (one line) when it fails.
+
+    With `on_port`, bind() to port 0 first: the kernel picks the local port before the SYN
+    exists, and `on_port` learns it (the capture then follows our connection, however many
+    others the server carries)."""
     sock = socket.socket(address.family, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
+        if on_port is not None:
+            sock.bind(("::" if address.family == socket.AF_INET6 else "0.0.0.0", 0))
+            on_port(int(sock.getsockname()[1]))
         sock.connect(address.sockaddr)
     except TimeoutError as exc:
         sock.close()
@@ -236,15 +249,17 @@ def probe_once(
     connect_timeout: float,
     shown: str,
     kind: AnswerKind = AnswerKind.RAW,
+    on_port: Callable[[int], None] | None = None,
 ) -> tuple[SocketFacts, list[AppEvent]]:
-    """One run: connect, send `payload`, end our side per `mode`, observe until `timeout`.
+    """One run: connect, send `payload`, end our side per `mode`, observe until `timeout`
+    (`on_port`: told our local port before the SYN leaves, see `connect`).
 
     In the half-close modes the request and the FIN leave in one segment: TCP_CORK on,
     send(), shutdown(SHUT_WR) (or close()), TCP_CORK off. Connection failures raise
     NetworkError; everything after connect() is an observation.
     """
     note = _Recorder()
-    sock = connect(address, connect_timeout, shown)
+    sock = connect(address, connect_timeout, shown, on_port)
     local = _endpoint(sock.getsockname())
     # Not getpeername(): a reset that lands right after connect() makes it fail (ENOTCONN).
     peer = _endpoint(address.sockaddr)

@@ -140,6 +140,9 @@ class PacketWindow:
         self.connections: dict[frozenset[Endpoint], ConnectionWindow] = {}
         self.undecoded = 0  #: frames that were not TCP over IP
         self.untracked = 0  #: packets of connections past MAX_CONNECTIONS, only counted
+        #: local ports of our own connections: followed even past MAX_CONNECTIONS (a busy
+        #: server's other clients must not crowd the probe's connection out)
+        self.ours: set[int] = set()
 
     def add(self, frame: Frame) -> None:
         """One captured frame, in arrival order (called from the capture's reader thread)."""
@@ -150,7 +153,9 @@ class PacketWindow:
         key = frozenset((packet.src_endpoint, packet.dst_endpoint))
         conn = self.connections.get(key)
         if conn is None:
-            if len(self.connections) >= MAX_CONNECTIONS:
+            if len(self.connections) >= MAX_CONNECTIONS and not (
+                packet.sport in self.ours or packet.dport in self.ours
+            ):
                 self.untracked += 1
                 return
             conn = self.connections[key] = ConnectionWindow()

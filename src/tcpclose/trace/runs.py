@@ -115,6 +115,8 @@ def _annotated(timeline: Timeline, facts: RunFacts) -> Timeline:
         flag = "RST" if wire.packet.rst else "FIN" if wire.packet.fin else None
         if flag is None or wire.cause is None or wire.cause_t is None:
             continue
+        if wire.in_reply_to is not None:  # an RST answering the peer's late data, not the call
+            continue
         for i in notes_at.get((wire.by, wire.cause_t), []):
             note = entries[i]
             assert isinstance(note, Note)
