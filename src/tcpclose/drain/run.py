@@ -244,6 +244,8 @@ class _SignalStop:
             yield
         finally:
             for signum, handler in previous.items():
+                if signum == signal.SIGTERM and self.received is signal.SIGTERM:
+                    handler = signal.SIG_IGN  # as tcpclose.errors.sigterm_raises: one is enough
                 signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
     def raise_if_received(self) -> None:
