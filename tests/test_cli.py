@@ -177,3 +177,29 @@ def test_help_returns_zero_instead_of_exiting(argv: list[str], capsys) -> None: 
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert out.startswith("usage: tcpclose") and err == ""
+
+
+def test_a_bug_of_ours_is_one_line_and_its_traceback_a_file(  # type: ignore[no-untyped-def]
+    monkeypatch, tmp_path, capsys
+) -> None:
+    import tcpclose.commands.serve as serve
+
+    def broken(args: object) -> int:  # a bug cannot be made on purpose: stand in for one
+        raise ValueError("boom")
+
+    monkeypatch.setattr(serve, "execute", broken)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("TCPCLOSE_TRACEBACK", raising=False)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
+    assert main(["serve"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("tcpclose: internal error: ValueError: boom (a bug: please report it")
+    (saved,) = tmp_path.glob("tcpclose-traceback-*.txt")
+    assert str(saved) in err
+    assert "Traceback" in saved.read_text() and "boom" in saved.read_text()
+    monkeypatch.setenv("TCPCLOSE_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="boom"):
+        main(["serve"])

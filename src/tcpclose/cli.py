@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 
 from tcpclose import __version__
@@ -135,6 +138,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             "give it as UTF-8 text"
         )
         return int(ExitStatus.USAGE)
+    except Exception as exc:  # a bug of ours: one line, the traceback kept in a file
+        if os.environ.get("TCPCLOSE_TRACEBACK"):
+            raise
+        where = _save_traceback(exc)
+        _report(
+            f"tcpclose: internal error: {type(exc).__name__}: {exc} (a bug: please report it"
+            + (f" with {where})" if where else "; TCPCLOSE_TRACEBACK=1 shows the traceback)")
+        )
+        return int(ExitStatus.FAILURE)
+
+
+def _save_traceback(exc: Exception) -> str | None:
+    """The traceback in a new file of the temp directory (its path), or None if it cannot be
+    written there either."""
+    try:
+        fd, path = tempfile.mkstemp(prefix="tcpclose-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:
+            f.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        return None
+    return path
 
 
 def run() -> None:

@@ -39,7 +39,10 @@ class ExitStatus(enum.IntEnum):
         1,
         "failure",
         "a run failed in a way that is not the user's input: a program hung or crashed, a "
-        "capture broke, a worker process failed, strace is missing or failed",
+        "capture broke, a worker process failed, strace is missing or failed; or a bug of "
+        "ours (`tcpclose: internal error: ...`, its traceback saved to a "
+        "`tcpclose-traceback-*.txt` file in the temp directory, or shown with "
+        "TCPCLOSE_TRACEBACK=1)",
         "every command; `claims` when a claim could not be checked",
     )
     USAGE = (
