@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from tcpclose.lab.processes import allow_children
-from tcpclose.lab.runner import run_scenario
+from tcpclose.lab.runner import _of_the_run, run_scenario
 from tcpclose.lab.scenarios import CATALOG
-from tcpclose.model.event import read_events
+from tcpclose.model.event import AppEvent, read_events
+from tcpclose.model.packet import Flag, Packet
 
 #: slow enough that the foreign exchange (milliseconds) happens long before the run ends:
 #: the server answers 2.5 s after each message
@@ -85,3 +86,32 @@ def test_a_foreign_connection_on_the_same_port_number_is_not_part_of_the_run(
     on_the_timeline = {e.packet.src for e in run.timeline.segments}
     assert on_the_timeline == {"127.0.0.1"}
     assert len(run.verdict.answers_lost) == 2, run.verdict
+
+
+def _packet(t: float, src: tuple[str, int], dst: tuple[str, int], flags: int) -> Packet:
+    return Packet(t, *src, *dst, flags, 1, 0, 65535, 0)
+
+
+SERVER = ("127.0.0.1", 43401)
+EARLIER = ("127.0.0.1", 39140)  # a connection left over from an earlier run on that port
+CLIENT = ("127.0.0.1", 39142)
+
+
+@pytest.mark.parametrize("logged_port", [True, False])
+def test_only_the_clients_own_connection_to_the_server_reaches_the_timeline(
+    logged_port: bool,
+) -> None:
+    syn, fin_ack = int(Flag.SYN), int(Flag.FIN | Flag.ACK)
+    packets = [
+        _packet(10.000, EARLIER, SERVER, fin_ack),  # the earlier connection's last segments
+        _packet(10.001, CLIENT, SERVER, syn),
+        _packet(10.002, SERVER, EARLIER, int(Flag.RST)),
+        _packet(10.003, SERVER, CLIENT, int(Flag.SYN | Flag.ACK)),
+        _packet(10.004, CLIENT, SERVER, int(Flag.ACK)),
+        _packet(10.5, CLIENT, SERVER, fin_ack),
+    ]
+    fields = {"local_port": CLIENT[1]} if logged_port else {"text": "connect()"}
+    events = [AppEvent(int(10.004 * 1e9), "client", "connected", fields)]
+    kept = _of_the_run(packets, SERVER, events)
+    assert {p.src_endpoint for p in kept} | {p.dst_endpoint for p in kept} == {CLIENT, SERVER}
+    assert len(kept) == 4

@@ -248,7 +248,7 @@ def run_scenario(
     server_endpoint = None
     if listening is not None:
         server_endpoint = (str(listening.get("address")), int(listening.get("port")))
-    packets = _of_the_run(capture.packets, server_endpoint)
+    packets = _of_the_run(capture.packets, server_endpoint, events)
     # The clock starts at the first packet (or the connection, without a capture).
     starts = [p.t for p in packets[:1]] + [
         e.t for e in events if e.event in ("connected", "accepted")
@@ -260,12 +260,40 @@ def run_scenario(
     return LabRun(scenario, speed, timeline, client, server, capture, tuple(events), verdict)
 
 
-def _of_the_run(packets: Sequence[Packet], server: tuple[str, int] | None) -> list[Packet]:
-    """The packets to or from the run's server. The capture filter names ports only, so other
+def _of_the_run(
+    packets: Sequence[Packet], server: tuple[str, int] | None, events: Sequence[AppEvent]
+) -> list[Packet]:
+    """The packets of the run's one connection. The capture filter names ports only, so other
     loopback traffic that happens to use the same port number (as a client's ephemeral port,
-    from another 127.x address) is captured too and must not reach the timeline."""
+    from another 127.x address) is captured too; and another connection may reach the same
+    server port (one left over from an earlier run whose server had that port, still sending
+    its last segments). Neither may reach the timeline: the connection kept is the one of the
+    client's logged local port, else the one whose SYN came last before the client's
+    connect() returned, else the one with the most packets."""
     ours = [p for p in packets if server in (p.src_endpoint, p.dst_endpoint)]
-    return ours if ours else list(packets)  # no packet names it: the server's address differs
+    if not ours:
+        return list(packets)  # no packet names it: the server's address differs
+    by_client: dict[tuple[str, int], list[Packet]] = {}
+    for p in ours:
+        client = p.dst_endpoint if p.src_endpoint == server else p.src_endpoint
+        by_client.setdefault(client, []).append(p)
+    if len(by_client) == 1:
+        return ours
+    connected = next((e for e in events if e.role == "client" and e.event == "connected"), None)
+    if connected is not None:
+        port = connected.get("local_port")
+        for endpoint, group in by_client.items():
+            if port is not None and endpoint[1] == int(port):
+                return group
+        connected_at = connected.t_ns / 1e9
+        last_syn: dict[tuple[str, int], float] = {}
+        for endpoint, group in by_client.items():
+            syns = [p.t for p in group if p.syn and not p.has_ack and p.t <= connected_at]
+            if syns:
+                last_syn[endpoint] = max(syns)
+        if last_syn:
+            return by_client[max(last_syn, key=lambda endpoint: last_syn[endpoint])]
+    return max(by_client.values(), key=len)
 
 
 def _alive(pid: int) -> bool:
