@@ -239,23 +239,22 @@ def test_sigterm_ends_every_child_and_removes_every_temp_dir(
     run.start()
     run.wait_until(moment, lambda: MOMENTS[moment](run))
     assert run.pids, "no process of the run was seen"
-    assert run.proc is not None
-    run.proc.send_signal(signal.SIGTERM)
-    status = run.proc.wait(RUN_TIMEOUT)
-    assert (status, run.stderr) == (ExitStatus.TERMINATED, b"tcpclose: terminated\n")
-    wait_no_process_left(run)
-    assert_no_listening_socket(run)
-    assert sorted(p.name for p in run.tmpdir.iterdir()) == []
+    _ends_cleanly(run, signal.SIGTERM, ExitStatus.TERMINATED, b"tcpclose: terminated\n")
 
 
 def test_sigint_is_as_clean(watched) -> None:  # type: ignore[no-untyped-def]
     run = watched("lab")
     run.start()
     run.wait_until("connected", lambda: a_client_connected(run))
+    _ends_cleanly(run, signal.SIGINT, ExitStatus.INTERRUPTED, b"tcpclose: interrupted\n")
+
+
+def _ends_cleanly(run, signum: int, status: int, stderr: bytes) -> None:  # type: ignore[no-untyped-def]
+    """`signum` ends the run with `status` and one line: no process, listening socket or
+    temp dir of it is left."""
     assert run.proc is not None
-    run.proc.send_signal(signal.SIGINT)
-    status = run.proc.wait(RUN_TIMEOUT)
-    assert (status, run.stderr) == (ExitStatus.INTERRUPTED, b"tcpclose: interrupted\n")
+    run.proc.send_signal(signum)
+    assert (run.proc.wait(RUN_TIMEOUT), run.stderr) == (status, stderr)
     wait_no_process_left(run)
     assert_no_listening_socket(run)
     assert sorted(p.name for p in run.tmpdir.iterdir()) == []
