@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
-from tcpclose.classify import classify_packets
 from tcpclose.errors import InputError, NetworkError, UsageError, from_oserror
 from tcpclose.model.jsonshape import versioned
 from tcpclose.model.packet import Packet
@@ -359,7 +358,9 @@ def run_one(
             pk = window_facts(window, sock_facts.local, sock_facts.peer)
             ours = window.connection(sock_facts.local, sock_facts.peer)
             gaps = tuple(ours.gaps) if ours is not None else ()
-            termination = str(classify_packets(mine).termination) if mine else None
+            # the classifier's verdict on these same packets, computed once by the facts
+            run_termination = pk.run.termination if pk.run is not None else None
+            termination = run_termination.termination if run_termination else None
             t0 = mine[0].t if mine else (sock_facts.t_connected or 0.0)
             segments = _segments(mine, t0, sock_facts.local)
             if keep_picture and backend is None:
