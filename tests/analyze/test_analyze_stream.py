@@ -27,6 +27,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_fast_path import conversation_frames, ethernet, handshake_then, write_pcap
+from test_pcapng_walk import pcap_to_pcapng
 
 from tcpclose.analyze.output import json_row, record
 from tcpclose.analyze.reading import read_rows
@@ -73,9 +74,13 @@ def many_connections(path: Path, count: int, t0: float = 1.7e9, gap: float = 0.0
 # -- pipes and FIFOs -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("form", ["pcap", "pcapng"])
 @pytest.mark.parametrize("mode", ["--csv", "--zeek", "--json", "--all", None])
-def test_pipe_gives_the_files_rows(tmp_path: Path, mode: str | None) -> None:
+def test_pipe_gives_the_files_rows(tmp_path: Path, mode: str | None, form: str) -> None:
     path = many_connections(tmp_path / "many.pcap", 400)
+    if form == "pcapng":
+        path = path.with_suffix(".pcapng")
+        path.write_bytes(pcap_to_pcapng(path.with_suffix(".pcap").read_bytes()))
     args = [mode] if mode else []
     from_file = tcpclose("analyze", str(path), *args)
     from_pipe = tcpclose("analyze", "-", *args, stdin=path.open("rb"))
@@ -159,8 +164,13 @@ def _read_line(stream: io.BufferedReader, deadline: float) -> bytes:
     return line
 
 
-@pytest.mark.parametrize("stop", [None, signal.SIGINT, signal.SIGTERM])
-def test_live_rows_come_before_the_end_of_the_stream(stop: signal.Signals | None) -> None:
+@pytest.mark.parametrize(
+    ("stop", "form"),
+    [(None, "pcap"), (signal.SIGINT, "pcap"), (signal.SIGTERM, "pcap"), (None, "pcapng")],
+)
+def test_live_rows_come_before_the_end_of_the_stream(
+    stop: signal.Signals | None, form: str
+) -> None:
     """A connection that ended gets its row while the stream is still open (its capture time
     goes on while the stream is silent); the summary comes at EOF, Ctrl-C or SIGTERM."""
     proc = subprocess.Popen(
@@ -177,7 +187,8 @@ def test_live_rows_come_before_the_end_of_the_stream(stop: signal.Signals | None
         # one connection that ends, one that stays open
         frames = _live_connection(now, 40001)
         frames += _live_connection(now, 40002)[:4]
-        proc.stdin.write(header + _records(frames))
+        content = header + _records(frames)
+        proc.stdin.write(content if form == "pcap" else pcap_to_pcapng(content))
         proc.stdin.flush()
         deadline = time.monotonic() + 60
         assert _read_line(proc.stdout, deadline).startswith(b"number,")
@@ -541,8 +552,10 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
 
 
-def test_rss_is_flat_in_text_mode(tmp_path: Path) -> None:
-    """The default (text) view on a capture and on one twice its size: the same peak RSS."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_rss_is_flat_in_text_mode(tmp_path: Path, workers: str) -> None:
+    """The default (text) view on a capture and on one twice its size: the same peak RSS
+    (that of the largest process), in one process and in two."""
     one = many_connections(tmp_path / "one.pcap", 15_000, gap=0.01)
     frames_one = one.read_bytes()
     # twice: the records again, 1000 s later (new connections on the same 4-tuples)
@@ -559,7 +572,7 @@ def test_rss_is_flat_in_text_mode(tmp_path: Path) -> None:
         done = subprocess.run(
             [sys.executable, "-c", _RSS, *TCPCLOSE, "analyze", str(path)],
             capture_output=True,
-            env=ENV,
+            env={**ENV, "TCPCLOSE_WORKERS": workers},
             timeout=300,
             check=True,
         )

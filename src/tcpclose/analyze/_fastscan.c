@@ -1,29 +1,33 @@
 /* The analyser's compiled inner loop: the common packet of a capture, without Python.
  *
  * `scan(...)` walks frames start..count of one read chunk (frame i is buf[starts[i]:ends[i]],
- * its time times[i]) and does for each what `ConnectionTable._frame` does for a plain IPv4
- * TCP segment of a connection already in the table whose tracker is a `MemoTracker` on the
- * shared states: decode the headers, find the connection by its canonical key, and move the
- * tracker to the next shared state. It stops, returning the frame's index, at the first frame
- * that needs Python: anything but plain IPv4 (options, fragments, other link types, cut
- * frames), a SYN without ACK (a connection may start), a connection not in the table, a
- * tracker off the shared states (`_real` set) or a state never met (a memo miss), and the
- * frames after which the table sweeps. Python handles that frame (`_frame`) and calls again
- * from the next one: the results are the Python path's, frame for frame (the tests compare
- * the two on every capture they make).
+ * its time times[i]) and does for each what `ConnectionTable._frame` does for a TCP segment
+ * of a connection already in the table whose tracker is a `MemoTracker` on the shared
+ * states: decode the headers as `table.decode` does (every link type the reader accepts,
+ * VLAN tags, IPv4 with or without options, IPv6 with extension headers), find the connection
+ * by its canonical key, and move the tracker to the next shared state. A frame that is not
+ * TCP over IP is counted as skipped; the packets of a connection the filter left out are
+ * counted. It stops, returning the frame's index, at the first frame that needs Python: a
+ * SYN without ACK that may start a connection where C may not (a 4-tuple in use, a filter, a
+ * collected connection, a self-connection), a connection not in the table, the collected
+ * connection's packets, a tracker off the shared states (`_real` set) or a state never met
+ * (a memo miss), and the frames after which the table sweeps. Python handles that frame
+ * (`_frame`) and calls again from the next one: the results are the Python path's, frame
+ * for frame (the tests compare the two on every capture they make).
  *
  * A SYN without ACK on a 4-tuple with no connection in the table starts one here when the
  * table allows it (`can_start`: no filter, no packets collected): what `_frame` and
  * `ConnectionTable._new` do (the tracker itself still comes from `TrackerMemo.tracker`).
  *
  * `walk(...)` is the pcap record walk of one read chunk (`CaptureFile._pcap_batches`): where
- * each record's data starts and ends, and its time, with the same float operations.
+ * each record's data starts and ends, and its time, with the same float operations;
+ * `walk_ng(...)` is the same for the enhanced packet blocks of a pcapng file.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 /* Bump with tcpclose/analyze/compiled.py's API whenever a function here changes. */
-#define FASTSCAN_API 1
+#define FASTSCAN_API 2
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
@@ -184,9 +188,96 @@ static int step(PyObject *tracker, int is_orig, unsigned flags, uint32_t seq, ui
     return failed ? -1 : 1;
 }
 
-/* The text of an IPv4 address, as `ConnectionTable._address` gives it (its cache first). */
-static PyObject *address(PyObject *table, PyObject *addresses, const unsigned char *raw) {
-    PyObject *key = PyBytes_FromStringAndSize((const char *)raw, 4);
+/* One frame's TCP segment, as `table.decode` finds it: the addresses (alen bytes each), the
+ * TCP header and the payload length. */
+typedef struct {
+    const unsigned char *src, *dst, *tcp;
+    Py_ssize_t alen;
+    long length;
+} Segment;
+
+/* `table.decode` of the frame f[0:flen] of link type lt: 1 a TCP segment (in *s), 0 not one
+ * (decode gives None: not TCP over IP, a later fragment, cut short). Same checks, same
+ * order, same fields. */
+static int decode_frame(long lt, const unsigned char *f, Py_ssize_t flen, Segment *s) {
+    Py_ssize_t n;
+    unsigned et;
+    if (lt == 1) {
+        et = flen >= 14 ? u16(f + 12) : 0;
+        n = 14;
+        while ((et == 0x8100 || et == 0x88A8 || et == 0x9100) && n + 4 <= flen) {
+            et = u16(f + n + 2);
+            n += 4;
+        }
+    } else if (lt == 113) {
+        et = flen >= 16 ? u16(f + 14) : 0;
+        n = 16;
+    } else if (lt == 276) {
+        et = flen >= 20 ? u16(f) : 0;
+        n = 20;
+    } else if (lt == 0 || lt == 108) {
+        n = 4;
+        unsigned family = flen >= 4 ? (f[0] | f[3]) : 0;
+        et = family == 2 ? 0x0800
+             : (family == 10 || family == 24 || family == 28 || family == 30) ? 0x86DD
+                                                                              : 0;
+    } else { /* raw IP: 12, 14, 101, 228, 229 */
+        n = 0;
+        unsigned version = flen > 0 ? f[0] >> 4 : 0;
+        et = version == 4 ? 0x0800 : version == 6 ? 0x86DD : 0;
+    }
+    Py_ssize_t th;
+    long ip_len;
+    if (et == 0x0800) {
+        if (n + 20 > flen)
+            return 0;
+        const unsigned char *h = f + n;
+        Py_ssize_t ihl = (h[0] & 15) * 4;
+        if (h[0] >> 4 != 4 || h[9] != 6 || ihl < 20 || ((h[6] & 0x1F) | h[7]))
+            return 0;
+        th = n + ihl;
+        if (th + 20 > flen)
+            return 0;
+        ip_len = (long)u16(h + 2) - (long)ihl;
+        if (ip_len < 0) /* total length 0 (TSO): the payload is what was captured */
+            ip_len = (long)(flen - th);
+        s->src = h + 12, s->dst = h + 16, s->alen = 4;
+    } else if (et == 0x86DD) {
+        if (n + 40 > flen)
+            return 0;
+        const unsigned char *h = f + n;
+        unsigned nh = h[6];
+        th = n + 40;
+        while ((nh == 0 || nh == 43 || nh == 60) && th + 8 <= flen) {
+            nh = f[th];
+            th += ((Py_ssize_t)f[th + 1] + 1) * 8;
+        }
+        if (nh == 44 && th + 8 <= flen) { /* a fragment: only the first has the header */
+            if (u16(f + th + 2) & 0xFFF8)
+                return 0;
+            nh = f[th];
+            th += 8;
+        }
+        if (nh != 6 || th + 20 > flen)
+            return 0;
+        ip_len = (long)u16(h + 4) - (long)(th - n - 40);
+        if (ip_len <= 0)
+            ip_len = (long)(flen - th);
+        s->src = h + 8, s->dst = h + 24, s->alen = 16;
+    } else {
+        return 0;
+    }
+    s->tcp = f + th;
+    long length = ip_len - (long)((s->tcp[12] >> 4) << 2);
+    s->length = length < 0 ? 0 : length;
+    return 1;
+}
+
+/* The text of an address (4 or 16 bytes), as `ConnectionTable._address` gives it (its cache
+ * first). */
+static PyObject *address(PyObject *table, PyObject *addresses, const unsigned char *raw,
+                         Py_ssize_t alen) {
+    PyObject *key = PyBytes_FromStringAndSize((const char *)raw, alen);
     if (!key)
         return NULL;
     PyObject *text = PyDict_GetItemWithError(addresses, key);
@@ -199,20 +290,21 @@ static PyObject *address(PyObject *table, PyObject *addresses, const unsigned ch
     return text;
 }
 
-/* `ConnectionTable._new` for a plain IPv4 SYN (no filter, not a self-connection), then the
- * SYN fed to the new tracker. Returns 0 or -1 (error). */
+/* `ConnectionTable._new` for a SYN without ACK (no filter, not a self-connection) whose
+ * canonical key is key[0:klen], then the SYN fed to the new tracker. Returns 0 or -1. */
 static int start_connection(PyObject *table, PyObject *memo, PyObject *flows, PyObject *live,
                  PyObject *addresses, PyObject *started, long long *number, long long packets,
-                 PyObject *memo_type, const unsigned char *h, const unsigned char *key,
-                 int swap, double t, unsigned flags, long length) {
-    uint32_t sport = u16(h + 20), dport = u16(h + 22);
+                 PyObject *memo_type, const Segment *g, const unsigned char *key,
+                 Py_ssize_t klen, int swap, double t, unsigned flags) {
+    const unsigned char *tcp = g->tcp;
+    uint32_t sport = u16(tcp), dport = u16(tcp + 2);
     int ok = -1;
     PyObject *src = NULL, *dst = NULL, *tracker = NULL, *entry = NULL, *canonical = NULL,
              *num = NULL, *first = NULL;
-    src = address(table, addresses, h + 12);
+    src = address(table, addresses, g->src, g->alen);
     if (!src)
         goto out;
-    dst = address(table, addresses, h + 16);
+    dst = address(table, addresses, g->dst, g->alen);
     if (!dst)
         goto out;
     tracker = PyObject_CallMethod(memo, "tracker", "dOIOII", t, src, sport, dst, dport, flags);
@@ -224,7 +316,7 @@ static int start_connection(PyObject *table, PyObject *memo, PyObject *flows, Py
     int first_true = PyObject_IsTrue(first);
     if (first_true < 0)
         goto out;
-    canonical = PyBytes_FromStringAndSize((const char *)key, 12);
+    canonical = PyBytes_FromStringAndSize((const char *)key, klen);
     num = PyLong_FromLongLong(*number);
     if (!canonical || !num)
         goto out;
@@ -253,8 +345,8 @@ static int start_connection(PyObject *table, PyObject *memo, PyObject *flows, Py
     }
     /* feed the SYN: the packet's direction is the originator's iff entry[1] != swap */
     int is_orig = (first_true != swap) != swap;
-    uint32_t seq = u32(h + 24), ack = u32(h + 28);
-    int win_zero = u16(h + 34) == 0;
+    uint32_t seq = u32(tcp + 4), ack = u32(tcp + 8);
+    int win_zero = u16(tcp + 14) == 0;
     int done = 0;
     if ((PyObject *)Py_TYPE(tracker) == memo_type) {
         PyObject *real = get(tracker, s_real, tracker_at.real);
@@ -262,7 +354,7 @@ static int start_connection(PyObject *table, PyObject *memo, PyObject *flows, Py
             goto out;
         Py_DECREF(real);
         if (real == Py_None) {
-            done = step(tracker, is_orig, flags, seq, ack, win_zero, length, t);
+            done = step(tracker, is_orig, flags, seq, ack, win_zero, g->length, t);
             if (done < 0)
                 goto out;
         }
@@ -270,8 +362,8 @@ static int start_connection(PyObject *table, PyObject *memo, PyObject *flows, Py
     if (!done) {
         PyObject *r = PyObject_CallMethod(tracker, "feed_fields", "dOIkkIl", t,
                                           is_orig ? Py_True : Py_False, flags & 0xFF,
-                                          (unsigned long)seq, (unsigned long)ack, u16(h + 34),
-                                          length);
+                                          (unsigned long)seq, (unsigned long)ack, u16(tcp + 14),
+                                          g->length);
         if (!r)
             goto out;
         Py_DECREF(r);
@@ -288,30 +380,36 @@ out:
     return ok;
 }
 
-/* scan(table, buf, starts, ends, times, first, count, at_net, at_proto, memo_type,
- *      packets_before, sweep_mask, index, cuts, can_start, started) -> index of the first
- * frame not handled (count: all). With `cuts` (the uint32 hash cut points of
+/* scan(table, buf, starts, ends, times, first, count, linktype, memo_type, packets_before,
+ *      sweep_mask, index, cuts, can_start, started, ignored, collect)
+ *   -> (index of the first frame not handled (count: all), TCP segments, frames skipped)
+ * Frames of any link type `table.decode` reads; frames that are not TCP over IP are counted
+ * as skipped, as `_frame` counts them. With `cuts` (the uint32 hash cut points of
  * `parallel._cuts`, as bytes) only the connections of share `index` are tracked; the others'
  * frames are only counted. `started`: None, or a list to append the packet number (1-based)
- * of each connection started here to (`parallel.ShareTable.started`). */
+ * of each connection started here to (`parallel.ShareTable.started`). `ignored`: the table's
+ * keys of connections its filter left out (their packets are counted, as `_frame` does);
+ * `collect`: the number of the connection whose packets Python keeps (-1: none). */
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer buf, starts, ends, times, cuts;
-    Py_ssize_t first, count, at_net, at_proto, index;
-    PyObject *table, *memo_type, *started;
-    long long packets_before, sweep_mask;
+    Py_ssize_t first, count, index;
+    long lt;
+    PyObject *table, *memo_type, *started, *ignored;
+    long long packets_before, sweep_mask, collect;
     int can_start;
-    if (!PyArg_ParseTuple(args, "Oy*y*y*y*nnnnOLLny*pO", &table, &buf, &starts, &ends, &times,
-                          &first, &count, &at_net, &at_proto, &memo_type, &packets_before,
-                          &sweep_mask, &index, &cuts, &can_start, &started))
+    if (!PyArg_ParseTuple(args, "Oy*y*y*y*nnlOLLny*pOOL", &table, &buf, &starts, &ends, &times,
+                          &first, &count, &lt, &memo_type, &packets_before, &sweep_mask,
+                          &index, &cuts, &can_start, &started, &ignored, &collect))
         return NULL;
     const uint32_t *cut = cuts.buf;
     const Py_ssize_t ncuts = cuts.len / 4;
     const int shared = cuts.len > 0;
+    const int some_ignored = PySet_Check(ignored) && PySet_GET_SIZE(ignored) > 0;
     const unsigned char *b = buf.buf;
     const Py_ssize_t size = buf.len;
     const int64_t *st = starts.buf, *en = ends.buf;
     const double *tm = times.buf;
-    Py_ssize_t i = first;
+    Py_ssize_t i = first, tcp_count = 0, skipped = 0;
     PyObject *result = NULL, *flows = NULL, *live = NULL, *addresses = NULL, *memo = NULL,
              *number_obj = NULL;
     long long number = 0;
@@ -340,62 +438,88 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (!(packets & sweep_mask))
             break; /* the table sweeps after this frame: Python's */
         int64_t start = st[i], end = en[i];
-        int64_t n = start + at_net;
-        if (start < 0 || end > size || n + 40 > end)
+        if (start < 0 || end > size || start > end)
             break;
-        if (at_proto >= 0 && u16(b + start + at_proto) != 0x0800)
-            break;
-        const unsigned char *h = b + n;
-        if (h[0] != 0x45 || h[9] != 6 || ((h[6] & 0x1F) | h[7]))
-            break;
-        unsigned flags = h[33];
-        long ip_len = (long)u16(h + 2) - 20;
-        if (ip_len < 0)
-            ip_len = (long)(end - (n + 20));
-        long length = ip_len - (long)((h[32] >> 4) << 2);
-        if (length < 0)
-            length = 0;
-        uint32_t src = u32(h + 12), dst = u32(h + 16);
-        uint32_t sport = u16(h + 20), dport = u16(h + 22);
+        Segment g;
+        if (!decode_frame(lt, b + start, (Py_ssize_t)(end - start), &g)) {
+            skipped++;
+            continue;
+        }
+        const Py_ssize_t alen = g.alen, klen = 2 * alen + 4;
+        const unsigned char *tcp = g.tcp;
+        unsigned flags = tcp[13];
+        uint32_t sport = u16(tcp), dport = u16(tcp + 2);
+        int order = memcmp(g.dst, g.src, alen);
         if (shared) { /* parallel.owner: not this share's connection -> only counted */
+            uint64_t a = u32(g.src) ^ u32(g.dst);
+            for (Py_ssize_t w = 4; w < alen; w += 4)
+                a ^= u32(g.src + w) ^ u32(g.dst + w);
             uint64_t ports = sport ^ dport;
-            uint64_t mixed = (((uint64_t)(src ^ dst) ^ ports ^ (ports << 16)) * 0x9E3779B1ULL) &
-                             0xFFFFFFFFULL;
+            uint64_t mixed = ((a ^ ports ^ (ports << 16)) * 0x9E3779B1ULL) & 0xFFFFFFFFULL;
             Py_ssize_t owner = 0;
             while (owner < ncuts && cut[owner] <= mixed)
                 owner++;
-            if (owner != index)
+            if (owner != index) {
+                tcp_count++;
                 continue;
+            }
         }
-        int swap = dst < src || (dst == src && dport < sport);
-        unsigned char key[12];
+        int swap = order < 0 || (order == 0 && dport < sport);
+        unsigned char key[36];
         if (swap) {
-            memcpy(key, h + 16, 4);
-            memcpy(key + 4, h + 12, 4);
-            memcpy(key + 8, h + 22, 2);
-            memcpy(key + 10, h + 20, 2);
+            memcpy(key, g.dst, alen);
+            memcpy(key + alen, g.src, alen);
+            memcpy(key + 2 * alen, tcp + 2, 2);
+            memcpy(key + 2 * alen + 2, tcp, 2);
         } else {
-            memcpy(key, h + 12, 12);
+            memcpy(key, g.src, alen);
+            memcpy(key + alen, g.dst, alen);
+            memcpy(key + 2 * alen, tcp, 4);
         }
-        PyObject *k = PyBytes_FromStringAndSize((const char *)key, 12);
+        PyObject *k = PyBytes_FromStringAndSize((const char *)key, klen);
         if (!k)
             goto done;
         PyObject *entry = PyDict_GetItemWithError(flows, k); /* borrowed */
         Py_DECREF(k);
         if (!entry && PyErr_Occurred())
             goto done;
+        if (!entry && some_ignored) { /* `_frame`: a connection the filter left out */
+            unsigned char raw[36];
+            memcpy(raw, g.src, alen);
+            memcpy(raw + alen, g.dst, alen);
+            memcpy(raw + 2 * alen, tcp, 4);
+            PyObject *rk = PyBytes_FromStringAndSize((const char *)raw, klen);
+            if (!rk)
+                goto done;
+            int left_out = PySet_Contains(ignored, rk);
+            Py_DECREF(rk);
+            if (left_out < 0)
+                goto done;
+            if (left_out) {
+                tcp_count++;
+                continue;
+            }
+        }
         if ((flags & 0x12) == 0x02) { /* SYN without ACK: maybe a new connection */
-            if (entry || !can_start || (src == dst && sport == dport))
+            if (entry || !can_start || (order == 0 && sport == dport))
                 break; /* a 4-tuple in use, or a self-connection: Python decides */
             if (start_connection(table, memo, flows, live, addresses, started, &number, packets,
-                      memo_type, h, key, swap, tm[i], flags, length))
+                                 memo_type, &g, key, klen, swap, tm[i], flags))
                 goto done;
+            tcp_count++;
             continue;
         }
         if (!entry)
             break;
-        if (!PyList_Check(entry) || PyList_GET_SIZE(entry) < 2)
+        if (!PyList_Check(entry) || PyList_GET_SIZE(entry) < 3)
             break;
+        if (collect >= 0) { /* the collected connection's packets: Python keeps them */
+            long long its = PyLong_AsLongLong(PyList_GET_ITEM(entry, 2));
+            if (its == -1 && PyErr_Occurred())
+                goto done;
+            if (its == collect)
+                break;
+        }
         PyObject *tracker = PyList_GET_ITEM(entry, 0);
         if ((PyObject *)Py_TYPE(tracker) != memo_type)
             break;
@@ -409,14 +533,15 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         Py_DECREF(real);
         if (real != Py_None)
             break;
-        int moved = step(tracker, is_orig, flags, u32(h + 24), u32(h + 28), u16(h + 34) == 0,
-                         length, tm[i]);
+        int moved = step(tracker, is_orig, flags, u32(tcp + 4), u32(tcp + 8),
+                         u16(tcp + 14) == 0, g.length, tm[i]);
         if (moved < 0)
             goto done;
         if (!moved)
             break; /* a state nobody met yet: Python computes it */
+        tcp_count++;
     }
-    result = PyLong_FromSsize_t(i);
+    result = Py_BuildValue("(nnn)", i, tcp_count, skipped);
 done:
     if (number_obj) { /* the connections numbered here count, whatever happened after */
         PyObject *type, *value, *trace;
@@ -506,6 +631,120 @@ out:
     PyMem_Free(e);
     PyMem_Free(t);
     PyBuffer_Release(&buf);
+    return result;
+}
+
+/* The pcapng block walk's reasons to stop (`walk_ng`). */
+enum { NG_MORE = 0, NG_PYTHON = 1, NG_LINKTYPE = 2 };
+
+static inline uint32_t rd32(const unsigned char *p, int big) {
+    return big ? u32(p)
+               : ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
+}
+
+/* walk_ng(buf, pos, big_endian, linktypes, per_second, offsets, max_record) ->
+ * (starts, ends, times, pos, linktype, why): the enhanced packet blocks of one read chunk of a
+ * pcapng section, from pos on, as `CaptureFile._pcapng` reads them: their data's start and
+ * end offsets (int64 bytes) and times (float64 bytes: the 64-bit count / the interface's units
+ * per second + its offset, the Python's float operations), all of one link type (`linktype`,
+ * -1 when none). The interfaces are the section's so far: linktypes (int32), per_second
+ * (float64) and offsets (int64), one entry each. Blocks that the Python skips (unknown
+ * types, an EPB too short, of an unknown interface, or whose data overruns it) are skipped.
+ * It stops at pos, with why = NG_MORE when the block there is not wholly in buf, NG_PYTHON
+ * at a block the Python reads itself (a section or interface header, a simple or obsolete
+ * packet block, a length that is corrupt or over max_record), NG_LINKTYPE at a packet of
+ * another link type than the ones before (call again from there). */
+static PyObject *walk_ng(PyObject *self, PyObject *args) {
+    Py_buffer buf, lts, pers, offs;
+    Py_ssize_t pos, max_record;
+    int big;
+    if (!PyArg_ParseTuple(args, "y*npy*y*y*n", &buf, &pos, &big, &lts, &pers, &offs,
+                          &max_record))
+        return NULL;
+    const unsigned char *b = buf.buf;
+    const Py_ssize_t size = buf.len;
+    const Py_ssize_t n_ifaces = lts.len / 4;
+    PyObject *result = NULL;
+    if (pers.len / 8 != n_ifaces || offs.len / 8 != n_ifaces) {
+        PyErr_SetString(PyExc_ValueError, "walk_ng: one link type, unit and offset per interface");
+        goto done;
+    }
+    const int32_t *lt_of = lts.buf;
+    const double *per_second = pers.buf;
+    const int64_t *offset = offs.buf;
+    Py_ssize_t count = 0, cap = 0;
+    int64_t *s = NULL, *e = NULL;
+    double *t = NULL;
+    long linktype = -1;
+    int why = NG_MORE;
+    while (pos >= 0) {
+        if (pos + 12 > size) {
+            why = NG_MORE;
+            break;
+        }
+        const unsigned char *r = b + pos;
+        if (r[0] == 0x0a && r[1] == 0x0d && r[2] == 0x0d && r[3] == 0x0a) {
+            why = NG_PYTHON; /* a new section: its byte order, its interfaces */
+            break;
+        }
+        uint32_t type = rd32(r, big), blen = rd32(r + 4, big);
+        if (blen < 12 || blen % 4 || (Py_ssize_t)blen > max_record) {
+            why = NG_PYTHON; /* corrupt: the Python says where */
+            break;
+        }
+        if (pos + (Py_ssize_t)blen > size) {
+            why = NG_MORE;
+            break;
+        }
+        if (type == 1 || type == 2 || type == 3) {
+            why = NG_PYTHON;
+            break;
+        }
+        if (type == 6 && blen >= 32) {
+            uint32_t iface = rd32(r + 8, big), caplen = rd32(r + 20, big);
+            if ((Py_ssize_t)iface < n_ifaces && 28 + (uint64_t)caplen <= blen) {
+                if (count && lt_of[iface] != linktype) {
+                    why = NG_LINKTYPE;
+                    break;
+                }
+                linktype = lt_of[iface];
+                if (count == cap) {
+                    cap = cap ? cap * 2 : 4096;
+                    int64_t *s2 = PyMem_Realloc(s, cap * sizeof *s);
+                    if (s2)
+                        s = s2;
+                    int64_t *e2 = PyMem_Realloc(e, cap * sizeof *e);
+                    if (e2)
+                        e = e2;
+                    double *t2 = PyMem_Realloc(t, cap * sizeof *t);
+                    if (t2)
+                        t = t2;
+                    if (!s2 || !e2 || !t2) {
+                        PyErr_NoMemory();
+                        goto out;
+                    }
+                }
+                uint64_t units = ((uint64_t)rd32(r + 12, big) << 32) | rd32(r + 16, big);
+                s[count] = pos + 28;
+                e[count] = pos + 28 + caplen;
+                t[count] = (double)units / per_second[iface] + (double)offset[iface];
+                count++;
+            }
+        }
+        pos += blen;
+    }
+    result = Py_BuildValue("(y#y#y#nli)", s ? (const char *)s : "", count * 8,
+                           e ? (const char *)e : "", count * 8, t ? (const char *)t : "",
+                           count * 8, pos, linktype, why);
+out:
+    PyMem_Free(s);
+    PyMem_Free(e);
+    PyMem_Free(t);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&lts);
+    PyBuffer_Release(&pers);
+    PyBuffer_Release(&offs);
     return result;
 }
 
@@ -810,8 +1049,9 @@ static PyObject *time_of_day(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
-    {"scan", scan, METH_VARARGS, "Track the plain frames of a chunk; stop at one for Python."},
+    {"scan", scan, METH_VARARGS, "Track the common frames of a chunk; stop at one for Python."},
     {"walk", walk, METH_VARARGS, "The pcap records of a chunk: starts, ends, times."},
+    {"walk_ng", walk_ng, METH_VARARGS, "A pcapng chunk's packet blocks of one link type."},
     {"text_row", text_row, METH_VARARGS, "A row's CSV, JSON or Zeek text (None: Python's)."},
     {"finish", finish, METH_VARARGS, "Finish these connections, in order (their rows out)."},
     {"time_of_day", time_of_day, METH_O, "Epoch seconds -> HH:MM:SS.ffffff (UTC)."},

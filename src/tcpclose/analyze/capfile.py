@@ -26,6 +26,7 @@ import struct
 import sys
 import time
 import zlib
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,6 +156,9 @@ class CaptureFile:
         try:
             if self.format == "pcap":
                 yield from self._pcap_batches()
+            elif _fastscan is not None:
+                for batch in self._pcapng(fast=True):
+                    yield batch if batch is not None else _TICK
             else:
                 yield from self._grouped(self._pcapng())
             self._gzip_broken()
@@ -318,33 +322,44 @@ class CaptureFile:
             buf = buf[pos:] + chunk
             pos = 0
 
-    def _pcapng(self) -> Iterator[Frame | None]:
-        """Blocks: SHB (byte order), IDB (link type, time resolution), EPB/SPB/PB (packets);
-        None when a live stream is silent."""
+    def _pcapng(self, fast: bool = False) -> Iterator[Any]:
+        """Blocks: SHB (byte order), IDB (link type, time resolution), EPB/SPB/PB (packets).
+
+        Yields a `Frame` per packet, or with `fast` (the compiled walk built) a `Batch` per run
+        of enhanced packet blocks of one link type (`_fastscan.walk_ng`), the other blocks
+        being read here; None when a live stream is silent."""
         read = self._read
         buf = self._head
         base = 0
         pos = 0
         eof = False
-        endian = "<"
-        ifaces: list[tuple[int, float, int]] = []  # (linktype, units per second, offset)
+        section = _Section()
         n = 0
         while True:
             size = len(buf)
             while pos + 12 <= size:
+                if fast:
+                    starts, ends, times, pos, lt, why = section.walk(buf, pos)
+                    if len(starts):
+                        n += len(starts)
+                        yield lt, buf, starts, ends, times
+                    if why == _NG_MORE:
+                        break
+                    if why == _NG_LINKTYPE:
+                        continue
                 if buf[pos : pos + 4] == _PCAPNG_SHB:
                     bom = buf[pos + 8 : pos + 12]
                     if bom == b"\x4d\x3c\x2b\x1a":
-                        endian = "<"
+                        section = _Section("<")
                     elif bom == b"\x1a\x2b\x3c\x4d":
-                        endian = ">"
+                        section = _Section(">")
                     else:
                         if n == 0 and base + pos == 0:
                             raise InputError(f"{self.name}: not a pcapng capture (bad byte order)")
                         self.frames_read = n
                         self._stop(base + pos, "corrupt section header")
                         return
-                    ifaces = []
+                endian = section.endian
                 btype, blen = struct.unpack_from(endian + "II", buf, pos)
                 if blen < 12 or blen % 4 or blen > MAX_RECORD:
                     if n == 0 and base + pos == 0:
@@ -355,37 +370,34 @@ class CaptureFile:
                 end = pos + blen
                 if end > size:
                     break
+                frame = None
+                ifaces = section.ifaces
                 if btype == 6 and blen >= 32:  # enhanced packet block
                     iface, hi, lo, caplen = struct.unpack_from(endian + "IIII", buf, pos + 8)
                     if iface < len(ifaces) and 28 + caplen <= blen:
                         lt, per_second, offset = ifaces[iface]
-                        n += 1
                         t = ((hi << 32) | lo) / per_second + offset
-                        yield lt, t, buf, pos + 28, pos + 28 + caplen
+                        frame = lt, t, buf, pos + 28, pos + 28 + caplen
                 elif btype == 3 and blen >= 16 and ifaces:  # simple packet block
                     (orig,) = struct.unpack_from(endian + "I", buf, pos + 8)
                     caplen = min(orig, blen - 16)
-                    n += 1
-                    yield ifaces[0][0], 0.0, buf, pos + 12, pos + 12 + caplen
+                    frame = ifaces[0][0], 0.0, buf, pos + 12, pos + 12 + caplen
                 elif btype == 2 and blen >= 32:  # obsolete packet block
                     iface, _drops, hi, lo, caplen = struct.unpack_from(
                         endian + "HHIII", buf, pos + 8
                     )
                     if iface < len(ifaces) and 28 + caplen <= blen:
                         lt, per_second, offset = ifaces[iface]
-                        n += 1
-                        yield (
-                            lt,
-                            ((hi << 32) | lo) / per_second + offset,
-                            buf,
-                            pos + 28,
-                            (pos + 28 + caplen),
-                        )
+                        t = ((hi << 32) | lo) / per_second + offset
+                        frame = lt, t, buf, pos + 28, pos + 28 + caplen
                 elif btype == 1 and blen >= 20:  # interface description block
                     (lt,) = struct.unpack_from(endian + "H", buf, pos + 8)
                     check_linktype(lt, f"{self.name} (interface {len(ifaces)})")
                     per_second, offset = _idb_options(buf, pos + 16, end - 4, endian)
-                    ifaces.append((lt, per_second, offset))
+                    section.add(lt, per_second, offset)
+                if frame is not None:
+                    n += 1
+                    yield _one_frame_batch(frame) if fast else frame
                 pos = end
             self.frames_read = n
             if eof:
@@ -403,8 +415,49 @@ class CaptureFile:
             pos = 0
 
 
+# why `_fastscan.walk_ng` stopped: the block at pos is not whole / is read in Python / is a
+# packet of another link type than the batch's
+_NG_MORE, _NG_PYTHON, _NG_LINKTYPE = 0, 1, 2
+
+
+class _Section:
+    """One pcapng section: its byte order and interfaces (link type, units per second,
+    offset in seconds), also as the arrays `_fastscan.walk_ng` reads."""
+
+    def __init__(self, endian: str = "<") -> None:
+        self.endian = endian
+        self.ifaces: list[tuple[int, float, int]] = []
+        self._columns = (b"", b"", b"")
+
+    def add(self, linktype: int, per_second: float, offset: int) -> None:
+        self.ifaces.append((linktype, per_second, offset))
+        lts, pers, offs = zip(*self.ifaces, strict=True)
+        self._columns = (
+            struct.pack(f"={len(lts)}i", *lts),
+            struct.pack(f"={len(pers)}d", *pers),
+            struct.pack(f"={len(offs)}q", *offs),
+        )
+
+    def walk(self, buf: bytes, pos: int) -> tuple[Numbers, Numbers, Numbers, int, int, int]:
+        """`_fastscan.walk_ng` from pos: a batch's columns, the next pos, the batch's link
+        type, and why the walk stopped."""
+        heads, ends, times, pos, lt, why = _fastscan.walk_ng(
+            buf, pos, self.endian == ">", *self._columns, MAX_RECORD
+        )
+        return (
+            memoryview(heads).cast("q"),
+            memoryview(ends).cast("q"),
+            memoryview(times).cast("d"),
+            pos,
+            lt,
+            why,
+        )
+
+
 _NO_FRAMES = memoryview(b"").cast("q")
 _NO_TIMES = memoryview(b"").cast("d")
+#: the empty batch of a silent live stream
+_TICK: Batch = (-1, b"", _NO_FRAMES, _NO_FRAMES, _NO_TIMES)
 
 
 def _read_error(exc: OSError, name: str) -> InputError:
@@ -421,6 +474,17 @@ def _batch(
         np.array(starts, dtype=np.int64),
         np.array(ends, dtype=np.int64),
         np.array(times, dtype=np.float64),
+    )
+
+
+def _one_frame_batch(frame: Frame) -> Batch:
+    lt, t, buf, start, end = frame
+    return (
+        lt,
+        buf,
+        memoryview(array("q", [start])),
+        memoryview(array("q", [end])),
+        memoryview(array("d", [t])),
     )
 
 

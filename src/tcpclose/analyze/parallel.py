@@ -1,4 +1,4 @@
-"""`tcpclose analyze --csv` on more than one core, with the single process's output.
+"""`tcpclose analyze` on more than one core, with the single process's output.
 
 Every process (the command's own and `workers - 1` forked ones) reads and decodes the whole
 capture, which is the cheap part, but tracks only its share of the connections: those whose
@@ -15,9 +15,9 @@ the connections of the other shares that started before it. Processes work in lo
 message per read chunk (that chunk's started connections and finished rows, as CSV lines
 without the number), so the parent holds at most a few chunks' rows.
 
-Only `--csv` without `--filter` takes this path (`eligible`); `TCPCLOSE_WORKERS` sets the
-number of processes (1: never; unset: 2 when there are 2 cores or more and the files hold
-at least `MIN_BYTES`).
+Every output mode takes this path for regular files without `--filter` or `--connection`
+(`commands.analyze`); `TCPCLOSE_WORKERS` sets the number of processes (1: never; unset: 2
+when there are 2 cores or more and the files hold at least `MIN_BYTES`).
 """
 
 from __future__ import annotations
@@ -40,11 +40,9 @@ from tcpclose.analyze.capfile import open_capture
 from tcpclose.analyze.output import Summary, csv_header, csv_row
 from tcpclose.analyze.reading import Analysis
 from tcpclose.analyze.table import (
-    _NETWORK_AT,
     SWEEP,
     ConnectionTable,
     Row,
-    _fastscan,
     decode,
     ipv4_fields,
     ipv4_headers,
@@ -186,10 +184,7 @@ class ShareTable(ConnectionTable):
     def _scan_batch(
         self, lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray, times: np.ndarray
     ) -> None:
-        where = _NETWORK_AT.get(lt)
-        if _fastscan is not None and where is not None and self.compiled:
-            self._scan_compiled(lt, where, buf, starts, ends, times)
-            return
+        """The pure fast path (no compiled loop) for a share: plain IPv4 decoded with numpy."""
         base = self.packets
         count = len(starts)
         starts, ends, times = np.asarray(starts), np.asarray(ends), np.asarray(times)

@@ -335,7 +335,8 @@ class ConnectionTable:
         if not count:
             return
         self.last_time = float(times[-1])
-        if self._collect is not None or self.reference:
+        compiled = _fastscan is not None and self.compiled
+        if self.reference or (self._collect is not None and not compiled):
             for i in range(count):
                 self.packets += 1
                 self._frame(lt, float(times[i]), buf, int(starts[i]), int(ends[i]))
@@ -345,7 +346,10 @@ class ConnectionTable:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            self._scan_batch(lt, buf, starts, ends, times)
+            if compiled:
+                self._scan_compiled(lt, buf, starts, ends, times)
+            else:
+                self._scan_batch(lt, buf, starts, ends, times)
         finally:
             if collecting:
                 gc.enable()
@@ -353,10 +357,7 @@ class ConnectionTable:
     def _scan_batch(
         self, lt: int, buf: bytes, starts: np.ndarray, ends: np.ndarray, times: np.ndarray
     ) -> None:
-        where = _NETWORK_AT.get(lt)
-        if _fastscan is not None and where is not None and self.compiled:
-            self._scan_compiled(lt, where, buf, starts, ends, times)
-            return
+        """The pure fast path (no compiled loop): plain IPv4 decoded with numpy."""
         starts, ends, times = np.asarray(starts), np.asarray(ends), np.asarray(times)
         d = _decode_ipv4(lt, buf, starts, ends)
         get = self._flows.get
@@ -408,28 +409,28 @@ class ConnectionTable:
     def _scan_compiled(
         self,
         lt: int,
-        where: tuple[int, int],
         buf: bytes,
         starts: np.ndarray,
         ends: np.ndarray,
         times: np.ndarray,
     ) -> None:
         """`_scan_batch` with the compiled loop (`_fastscan.scan`) for the frames it can
-        take, and `_frame` for each frame it stops at (see `_fastscan.c`)."""
+        take (any link type, IPv4 and IPv6), and `_frame` for each frame it stops at (see
+        `_fastscan.c`)."""
         count = len(starts)
         if not isinstance(starts, memoryview):  # (a memoryview from the compiled walk is)
             starts = np.ascontiguousarray(starts, dtype=np.int64)
             ends = np.ascontiguousarray(ends, dtype=np.int64)
             times = np.ascontiguousarray(times, dtype=np.float64)
-        at_net, at_proto = where
         scan = _fastscan.scan
         index, cuts = self._share()
-        can_start = self._filter is None and self._collect is None and not self.reference
+        can_start = self._filter is None and self._collect is None
+        collect = -1 if self._collect is None else self._collect
         started = self._started_list()
         base = self.packets
         i = 0
         while i < count:
-            j = scan(
+            j, tcp, skipped = scan(
                 self,
                 buf,
                 starts,
@@ -437,8 +438,7 @@ class ConnectionTable:
                 times,
                 i,
                 count,
-                at_net,
-                at_proto,
+                lt,
                 MemoTracker,
                 base,
                 SWEEP - 1,
@@ -446,8 +446,11 @@ class ConnectionTable:
                 cuts,
                 can_start,
                 started,
+                self._ignored,
+                collect,
             )
-            self.tcp_packets += j - i
+            self.tcp_packets += tcp
+            self.skipped += skipped
             if j >= count:
                 break
             self.packets = base + j + 1
