@@ -85,12 +85,20 @@ def test_layout_line_is_the_plain_one(given_values: dict[str, str], width: int |
 # -- the rows' text in C (`_fastscan.text_row`) -----------------------------------------------
 
 
-def python_texts(row: Row) -> tuple[str, str, str]:
-    """csv_row, json_row and zeek_row of the row, by the Python code alone."""
+def python_texts(row: Row) -> tuple[str, ...]:
+    """csv_row, json_row and zeek_row of the row, then the same without its number
+    (csv_tail, json_tail, zeek_blank), by the Python code alone."""
     saved = output._fastscan
     output._fastscan = None  # type: ignore[assignment]
     try:
-        return output.csv_row(row), output.json_row(row), output.zeek_row(row)
+        return (
+            output.csv_row(row),
+            output.json_row(row),
+            output.zeek_row(row),
+            output.csv_tail(row),
+            output.json_tail(row),
+            output.zeek_blank(row),
+        )
     finally:
         output._fastscan = saved  # type: ignore[assignment]
 
@@ -104,6 +112,9 @@ def compiled_texts(row: Row) -> tuple[str | None, ...]:
         compiled.text_row(0, row, output._TAILS),
         compiled.text_row(1, row, output._JSON_TAILS),
         compiled.text_row(2, row, output._TAILS),
+        compiled.text_row(0, row, output._TAILS, True),
+        compiled.text_row(1, row, output._JSON_TAILS, True),
+        compiled.text_row(2, row, output._TAILS, True),
     )
 
 

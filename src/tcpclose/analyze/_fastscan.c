@@ -27,7 +27,7 @@
 #include <Python.h>
 
 /* Bump with tcpclose/analyze/compiled.py's API whenever a function here changes. */
-#define FASTSCAN_API 2
+#define FASTSCAN_API 4
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
@@ -35,7 +35,9 @@
 
 static PyObject *s_real, *s_node, *s_base_o, *s_base_r, *s_end, *s_next, *s_tracker,
     *s_first, *s_feed, *s_address, *s_flows, *s_live, *s_addresses, *s_memo, *s_number, *s_ended, *s_done,
-    *s_verdict_m;
+    *s_verdict_m, *s_misses, *s_hits, *s_misses_memo, *s_roots, *s_packets_f;
+static PyObject *s_number_f, *s_verdict_f, *s_dict, *s_originator, *s_responder, *s_start,
+    *s_end_f, *s_tail_names[10], *s_zeek_names[6];
 
 static inline uint32_t u32(const unsigned char *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
@@ -51,8 +53,14 @@ static inline uint32_t u16(const unsigned char *p) { return ((uint32_t)p[0] << 8
 typedef struct {
     PyTypeObject *type;
     Py_ssize_t real, node, base_o, base_r, end, next;
+    /* MemoTracker's other slots and _Node's (made and read in C: `new_memo_tracker`,
+     * `memo_verdict`) */
+    Py_ssize_t memo, misses, first, originator, responder, start, verdict, tracker;
 } Offsets;
-static Offsets tracker_at = {NULL, -1, -1, -1, -1, -1, -1}, node_at = {NULL, -1, -1, -1, -1, -1, -1};
+static Offsets tracker_at = {.type = NULL}, node_at = {.type = NULL};
+/* Row's two slots (`tcpclose.analyze.table.Row`, a dataclass with slots) */
+static PyTypeObject *row_type_at = NULL;
+static Py_ssize_t row_number_at = -1, row_verdict_at = -1;
 
 static Py_ssize_t offset_of(PyTypeObject *type, PyObject *name) {
     PyObject *d = PyObject_GetAttr((PyObject *)type, name);
@@ -80,6 +88,87 @@ static void find_offsets(Offsets *at, PyTypeObject *type) {
     at->base_r = offset_of(type, s_base_r);
     at->end = offset_of(type, s_end);
     at->next = offset_of(type, s_next);
+    at->memo = offset_of(type, s_memo);
+    at->misses = offset_of(type, s_misses);
+    at->first = offset_of(type, s_first);
+    at->originator = offset_of(type, s_originator);
+    at->responder = offset_of(type, s_responder);
+    at->start = offset_of(type, s_start);
+    at->verdict = offset_of(type, s_verdict_m);
+    at->tracker = offset_of(type, s_tracker);
+}
+
+/* What the slot at `off` holds (borrowed; NULL when unset). */
+static inline PyObject *in_slot(PyObject *o, Py_ssize_t off) {
+    return *(PyObject **)((char *)o + off);
+}
+
+/* Put v in the slot at `off` of a new object (whose slots are all NULL). */
+static inline void put(PyObject *o, Py_ssize_t off, PyObject *v) {
+    *(PyObject **)((char *)o + off) = Py_NewRef(v);
+}
+
+/* `TrackerMemo.tracker(t, src, sport, dst, dport, flags)` for a SYN without ACK, made here:
+ * a MemoTracker on the memo's root for a first SYN, its slots set as its __init__ sets them
+ * (not flipped: the sender is the originator). NULL without an error when Python must make
+ * it (the memo not worth it, no root yet, slots not found), NULL with one on failure. */
+static PyObject *new_memo_tracker(PyObject *memo, PyTypeObject *memo_type, double t,
+                                  PyObject *src, uint32_t sport, PyObject *dst,
+                                  uint32_t dport) {
+    const Offsets *at = &tracker_at;
+    if (at->type != memo_type || at->memo < 0 || at->node < 0 || at->real < 0 ||
+        at->misses < 0 || at->base_o < 0 || at->base_r < 0 || at->first < 0 ||
+        at->originator < 0 || at->responder < 0 || at->start < 0 || at->end < 0)
+        return NULL;
+    PyObject *hits_obj = PyObject_GetAttr(memo, s_hits);
+    PyObject *misses_obj = hits_obj ? PyObject_GetAttr(memo, s_misses_memo) : NULL;
+    PyObject *roots = misses_obj ? PyObject_GetAttr(memo, s_roots) : NULL;
+    PyObject *result = NULL;
+    if (!roots)
+        goto out;
+    long long hits = PyLong_AsLongLong(hits_obj), misses = PyLong_AsLongLong(misses_obj);
+    if (PyErr_Occurred() || !PyDict_Check(roots)) {
+        PyErr_Clear();
+        goto out;
+    }
+    if (!(hits < 4096 || misses * 8 <= hits + misses)) /* `TrackerMemo.worth_it` */
+        goto out;
+    PyObject *kind = PyTuple_Pack(2, Py_False, Py_False); /* (flipped, not a SYN) */
+    if (!kind)
+        goto out;
+    PyObject *root = PyDict_GetItemWithError(roots, kind); /* borrowed */
+    Py_DECREF(kind);
+    if (!root)
+        goto out;
+    PyObject *sp = PyLong_FromUnsignedLong(sport), *dp = PyLong_FromUnsignedLong(dport);
+    PyObject *a = sp ? PyTuple_Pack(2, src, sp) : NULL, *b = dp ? PyTuple_Pack(2, dst, dp) : NULL;
+    PyObject *tt = PyFloat_FromDouble(t), *zero = PyLong_FromLong(0);
+    PyObject *o = (a && b && tt && zero) ? memo_type->tp_alloc(memo_type, 0) : NULL;
+    if (o) {
+        put(o, at->memo, memo);
+        put(o, at->node, root);
+        put(o, at->real, Py_None);
+        put(o, at->misses, zero);
+        put(o, at->base_o, Py_None);
+        put(o, at->base_r, Py_None);
+        put(o, at->first, Py_True);
+        put(o, at->originator, a);
+        put(o, at->responder, b);
+        put(o, at->start, tt);
+        put(o, at->end, tt);
+        result = o;
+    }
+    Py_XDECREF(sp);
+    Py_XDECREF(dp);
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    Py_XDECREF(tt);
+    Py_XDECREF(zero);
+out:
+    Py_XDECREF(hits_obj);
+    Py_XDECREF(misses_obj);
+    Py_XDECREF(roots);
+    return result;
 }
 
 /* getattr(o, name) (a new reference), from the slot at `off` when there is one and it is set */
@@ -307,7 +396,11 @@ static int start_connection(PyObject *table, PyObject *memo, PyObject *flows, Py
     dst = address(table, addresses, g->dst, g->alen);
     if (!dst)
         goto out;
-    tracker = PyObject_CallMethod(memo, "tracker", "dOIOII", t, src, sport, dst, dport, flags);
+    tracker = new_memo_tracker(memo, (PyTypeObject *)memo_type, t, src, sport, dst, dport);
+    if (!tracker && PyErr_Occurred())
+        goto out;
+    if (!tracker)
+        tracker = PyObject_CallMethod(memo, "tracker", "dOIOII", t, src, sport, dst, dport, flags);
     if (!tracker)
         goto out;
     first = PyObject_GetAttr(tracker, s_first);
@@ -801,8 +894,6 @@ fail:
  * zeek_row; None where Python must do it (a tail not cached yet, a value to quote, a field
  * missing or of an unexpected type), which it then does. */
 
-static PyObject *s_number_f, *s_verdict_f, *s_dict, *s_originator, *s_responder, *s_start,
-    *s_end_f, *s_tail_names[10], *s_zeek_names[6];
 
 /* "host:port", or "[host]:port" for a host with ':' (output.endpoint); NULL + no error: None */
 static PyObject *endpoint(PyObject *ep) {
@@ -864,11 +955,14 @@ static PyObject *cached_tail(PyObject *fields, PyObject *tails) {
     return tail;
 }
 
-/* text_row(kind, row, tails): kind 0 csv_row, 1 json_row (tails: the caches), 2 zeek_row. */
+/* text_row(kind, row, tails[, tail_only]): kind 0 csv_row, 1 json_row (tails: the caches),
+ * 2 zeek_row; with tail_only, the text without the row's number (`output.csv_tail`,
+ * `json_tail`, `zeek_blank`: the CSV after "number,", the JSON after "number": N, the Zeek
+ * line with the uid of number 0). */
 static PyObject *text_row(PyObject *self, PyObject *args) {
-    int kind;
+    int kind, tail_only = 0;
     PyObject *row, *tails;
-    if (!PyArg_ParseTuple(args, "iOO!", &kind, &row, &PyDict_Type, &tails))
+    if (!PyArg_ParseTuple(args, "iOO!|p", &kind, &row, &PyDict_Type, &tails, &tail_only))
         return NULL;
     PyObject *number = NULL, *fields = NULL, *o = NULL, *r = NULL, *result = NULL;
     char *a = NULL, *b = NULL;
@@ -890,7 +984,7 @@ static PyObject *text_row(PyObject *self, PyObject *args) {
         if (!PyTuple_Check(oe) || PyTuple_GET_SIZE(oe) != 2 || !PyTuple_Check(re) ||
             PyTuple_GET_SIZE(re) != 2 || !PyUnicode_Check(z[2]) || !PyUnicode_Check(z[3]))
             goto none;
-        long long n = PyLong_AsLongLong(number);
+        long long n = tail_only ? 0 : PyLong_AsLongLong(number);
         if (n < 0 || (n == -1 && PyErr_Occurred())) {
             PyErr_Clear();
             goto none;
@@ -938,12 +1032,18 @@ static PyObject *text_row(PyObject *self, PyObject *args) {
         }
         a = PyOS_double_to_string(start, 'f', 6, 0, NULL);
         b = PyOS_double_to_string(end - start, 'f', 6, 0, NULL);
-        if (a && b)
+        if (a && b && tail_only)
+            result = PyUnicode_FromFormat("%U,%U,%s,%s,%U", o, r, a, b, tail);
+        else if (a && b)
             result = PyUnicode_FromFormat("%S,%U,%U,%s,%s,%U", number, o, r, a, b, tail);
     } else {
         a = PyOS_double_to_string(start, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
         b = PyOS_double_to_string(end - start, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-        if (a && b)
+        if (a && b && tail_only)
+            result = PyUnicode_FromFormat("\"originator\": \"%U\", \"responder\": \"%U\", "
+                                          "\"start\": %s, \"duration\": %s, %U",
+                                          o, r, a, b, tail);
+        else if (a && b)
             result = PyUnicode_FromFormat("{\"number\": %S, \"originator\": \"%U\", "
                                           "\"responder\": \"%U\", \"start\": %s, "
                                           "\"duration\": %s, %U",
@@ -967,12 +1067,84 @@ done:
     return result;
 }
 
-/* finish(table, entries, row_type): `ConnectionTable._finish` for each entry, in order:
- * forget it (its 4-tuple's entry if it is still this tracker's, its live number), then hand
- * `row_type(number, tracker.verdict())` to the table's `_done`. */
+/* `MemoTracker.verdict()` for a tracker on the shared states whose state's verdict fields
+ * are cached (`_Node.verdict`): the memo's hit count, then a new `verdict_type` object
+ * whose __dict__ is filled as the Python fills it. NULL without an error: Python's (a real
+ * tracker, a state whose verdict was never asked, slots not found); with one: failure. */
+static PyObject *memo_verdict(PyObject *tracker, PyObject *verdict_type) {
+    const Offsets *at = &tracker_at;
+    if ((PyObject *)Py_TYPE(tracker) != (PyObject *)at->type || at->real < 0 || at->node < 0 ||
+        at->memo < 0 || at->misses < 0 || at->originator < 0 || at->responder < 0 ||
+        at->start < 0 || at->end < 0 || !PyType_Check(verdict_type))
+        return NULL;
+    PyObject *real = in_slot(tracker, at->real), *node = in_slot(tracker, at->node);
+    PyObject *memo = in_slot(tracker, at->memo), *misses = in_slot(tracker, at->misses);
+    PyObject *fields[4] = {in_slot(tracker, at->originator), in_slot(tracker, at->responder),
+                           in_slot(tracker, at->start), in_slot(tracker, at->end)};
+    if (real != Py_None || !node || !memo || !misses || !fields[0] || !fields[1] ||
+        !fields[2] || !fields[3])
+        return NULL;
+    find_offsets(&node_at, Py_TYPE(node));
+    if (node_at.verdict < 0 || node_at.tracker < 0)
+        return NULL;
+    PyObject *rest = in_slot(node, node_at.verdict), *state = in_slot(node, node_at.tracker);
+    if (!rest || !state || !PyDict_CheckExact(rest))
+        return NULL; /* never asked: Python computes and caches it */
+    /* self._memo.hits += node.tracker.packets - self._misses */
+    PyObject *packets = PyObject_GetAttr(state, s_packets_f);
+    PyObject *hits = packets ? PyObject_GetAttr(memo, s_hits) : NULL;
+    PyObject *more = hits ? PyNumber_Subtract(packets, misses) : NULL;
+    PyObject *sum = more ? PyNumber_Add(hits, more) : NULL;
+    int failed = !sum || PyObject_SetAttr(memo, s_hits, sum);
+    Py_XDECREF(packets);
+    Py_XDECREF(hits);
+    Py_XDECREF(more);
+    Py_XDECREF(sum);
+    if (failed)
+        return NULL;
+    PyTypeObject *type = (PyTypeObject *)verdict_type;
+    PyObject *verdict = type->tp_alloc(type, 0);
+    PyObject *d = verdict ? PyObject_GenericGetDict(verdict, NULL) : NULL;
+    if (!d) {
+        Py_XDECREF(verdict);
+        return NULL;
+    }
+    PyObject *names[4] = {s_originator, s_responder, s_start, s_end_f};
+    for (int j = 0; j < 4 && !failed; j++)
+        failed = PyDict_SetItem(d, names[j], fields[j]) < 0;
+    failed = failed || PyDict_Update(d, rest) < 0;
+    Py_DECREF(d);
+    if (failed)
+        Py_CLEAR(verdict);
+    return verdict;
+}
+
+/* `row_type(number, verdict)` for Row, a dataclass with slots: its two slots set directly
+ * (its frozen __init__ sets each through object.__setattr__); any other type is called. */
+static PyObject *new_row(PyObject *row_type, PyObject *number, PyObject *verdict) {
+    if ((PyTypeObject *)row_type != row_type_at && PyType_Check(row_type)) {
+        row_type_at = (PyTypeObject *)row_type;
+        row_number_at = offset_of(row_type_at, s_number_f);
+        row_verdict_at = offset_of(row_type_at, s_verdict_f);
+    }
+    if (row_number_at < 0 || row_verdict_at < 0 || (PyTypeObject *)row_type != row_type_at)
+        return PyObject_CallFunctionObjArgs(row_type, number, verdict, NULL);
+    PyObject *row = row_type_at->tp_alloc(row_type_at, 0);
+    if (row) {
+        put(row, row_number_at, number);
+        put(row, row_verdict_at, verdict);
+    }
+    return row;
+}
+
+/* finish(table, entries, row_type, verdict_type): `ConnectionTable._finish` for each entry,
+ * in order: forget it (its 4-tuple's entry if it is still this tracker's, its live number),
+ * then hand `row_type(number, tracker.verdict())` to the table's `_done` (the verdict of a
+ * MemoTracker made here when its state's is known: `memo_verdict`). */
 static PyObject *finish(PyObject *self, PyObject *args) {
-    PyObject *table, *entries, *row_type;
-    if (!PyArg_ParseTuple(args, "OO!O", &table, &PyList_Type, &entries, &row_type))
+    PyObject *table, *entries, *row_type, *verdict_type;
+    if (!PyArg_ParseTuple(args, "OO!OO", &table, &PyList_Type, &entries, &row_type,
+                          &verdict_type))
         return NULL;
     PyObject *flows = PyObject_GetAttr(table, s_flows);
     PyObject *live = PyObject_GetAttr(table, s_live);
@@ -1003,9 +1175,13 @@ static PyObject *finish(PyObject *self, PyObject *args) {
             failed = 1;
         }
         failed = failed || PyDict_DelItem(live, number);
-        PyObject *verdict = failed ? NULL : PyObject_CallMethodNoArgs(tracker, s_verdict_m);
-        PyObject *row = verdict ? PyObject_CallFunctionObjArgs(row_type, number, verdict, NULL)
-                                : NULL;
+        PyObject *verdict = NULL;
+        if (!failed) {
+            verdict = memo_verdict(tracker, verdict_type);
+            if (!verdict && !PyErr_Occurred())
+                verdict = PyObject_CallMethodNoArgs(tracker, s_verdict_m);
+        }
+        PyObject *row = verdict ? new_row(row_type, number, verdict) : NULL;
         PyObject *r = row ? PyObject_CallOneArg(done, row) : NULL;
         Py_XDECREF(verdict);
         Py_XDECREF(row);
@@ -1080,6 +1256,13 @@ PyMODINIT_FUNC PyInit__fastscan(void) {
     s_ended = PyUnicode_InternFromString("ended");
     s_done = PyUnicode_InternFromString("_done");
     s_verdict_m = PyUnicode_InternFromString("verdict");
+    s_misses = PyUnicode_InternFromString("_misses");
+    s_hits = PyUnicode_InternFromString("hits");
+    s_misses_memo = PyUnicode_InternFromString("misses");
+    s_roots = PyUnicode_InternFromString("_roots");
+    s_packets_f = PyUnicode_InternFromString("packets");
+    if (!s_misses || !s_hits || !s_misses_memo || !s_roots || !s_packets_f)
+        return NULL;
     if (!s_done || !s_verdict_m)
         return NULL;
     s_number_f = PyUnicode_InternFromString("number");

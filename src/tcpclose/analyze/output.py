@@ -168,6 +168,33 @@ def _csv_line(values: Iterable[Any]) -> str:
     return _SINK.text
 
 
+def csv_tail(row: Row) -> str:
+    """`csv_row` without the number and its comma (the row's number may be any)."""
+    if _fastscan is not None:
+        text = _fastscan.text_row(0, row, _TAILS, True)
+        if text is not None:
+            return text
+    return csv_row(Row(0, row.verdict))[2:]
+
+
+def json_tail(row: Row) -> str:
+    """`json_row` after its `"number": N, ` (the row's number may be any)."""
+    if _fastscan is not None:
+        text = _fastscan.text_row(1, row, _JSON_TAILS, True)
+        if text is not None:
+            return text
+    return json_row(row).split(", ", 1)[1]
+
+
+def zeek_blank(row: Row) -> str:
+    """`zeek_row` of the row as if it were number 0 (its uid is put back later)."""
+    if _fastscan is not None:
+        text = _fastscan.text_row(2, row, _TAILS, True)
+        if text is not None:
+            return text
+    return zeek_row(Row(0, row.verdict))
+
+
 def json_row(row: Row) -> str:
     """`json.dumps(record(row), ensure_ascii=False)`, built from a cached text of the columns
     that many rows share (tests compare the two)."""

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from tcpclose.analyze.capfile import open_capture
-from tcpclose.analyze.output import Summary, csv_header, csv_row
+from tcpclose.analyze.output import Summary, csv_header, csv_tail
 from tcpclose.analyze.reading import Analysis
 from tcpclose.analyze.table import (
     SWEEP,
@@ -255,7 +255,7 @@ Message = tuple[list[int], list[ShareRow], tuple[int, int]]
 _NO_BOUND = (_END + 1, 0)
 #: rows per message when the connections left at the end are finished
 _END_SLICE = 2048
-#: a row's text without its number (formatted with number 0), or None: no rows, only counts
+#: a row's text without its number (whatever the row's number), or None: no rows, only counts
 Format = Callable[[Row], str] | None
 
 
@@ -308,7 +308,7 @@ class _Share:
             keep(row)
             if fmt is not None:
                 number = row.number
-                line = fmt(Row(0, row.verdict))
+                line = fmt(row)
                 rows.append((table.tag, table.started[number], index, number, line))
 
         table = ShareTable(done, index, self.workers)
@@ -470,10 +470,6 @@ def write_csv(paths: Sequence[Path], workers: int, out: TextIO, analysis: Analys
     processes (see `write_rows`)."""
     out.write(csv_header())
     write_rows(paths, workers, csv_tail, csv_line, out.write, analysis)
-
-
-def csv_tail(row: Row) -> str:
-    return csv_row(row)[2:]  # "0," then the rest
 
 
 def csv_line(number: int, tail: str) -> str:

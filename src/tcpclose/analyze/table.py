@@ -547,7 +547,7 @@ class ConnectionTable:
     def finish_entries(self, entries: list[list]) -> None:
         """`_finish` each entry, in order."""
         if _fastscan is not None and self.compiled and type(self)._finish is _FINISH:
-            _fastscan.finish(self, entries, Row)  # the loop below in C
+            _fastscan.finish(self, entries, Row, ConnectionVerdict)  # the loop below in C
             return
         for entry in entries:
             self._finish(entry)

@@ -32,7 +32,9 @@ from tcpclose.analyze.output import (
     Summary,
     csv_header,
     csv_row,
-    json_row,
+    csv_tail,
+    json_tail,
+    zeek_blank,
     zeek_footer,
     zeek_header,
     zeek_row,
@@ -312,7 +314,7 @@ class _Mode:
     header: str
     #: a row's whole text; None: rows are not written one by one (the default view)
     row: Callable[[Row], str] | None
-    #: the text of Row(0, verdict) without its number, for `line(number, tail)`
+    #: a row's text without its number (whatever the row's number), for `line(number, tail)`
     tail: Callable[[Row], str] | None
     line: Callable[[int, str], str]
     footer: Callable[[Summary, WorstRows, Analysis], str]
@@ -324,7 +326,7 @@ def _mode(opts: Options, out: TextIO) -> _Mode:
         return _Mode(
             csv_header(),
             csv_row,
-            lambda row: csv_row(row)[2:],
+            csv_tail,
             lambda number, tail: f"{number},{tail}",
             lambda summary, worst, analysis: "",
         )
@@ -333,7 +335,7 @@ def _mode(opts: Options, out: TextIO) -> _Mode:
         return _Mode(
             zeek_header(time.time()),
             zeek_row,
-            zeek_row,
+            zeek_blank,
             lambda number, tail: tail.replace(blank, "\t" + zeek_uid(number) + "\t", 1),
             lambda summary, worst, analysis: zeek_footer(time.time()),
         )
@@ -347,8 +349,8 @@ def _mode(opts: Options, out: TextIO) -> _Mode:
 
         return _Mode(
             f'{{"schema_version": {SCHEMA_VERSION}, "connections": [',
-            lambda row: json_line(row.number, json_row(row).split(", ", 1)[1]),
-            lambda row: json_row(row).split(", ", 1)[1],
+            lambda row: json_line(row.number, json_tail(row)),
+            json_tail,
             json_line,
             _json_footer,
         )
@@ -364,7 +366,7 @@ def _mode(opts: Options, out: TextIO) -> _Mode:
         return _Mode(
             lay.header() + "\n",
             lambda row: lay.line(cells(row)) + "\n",
-            lambda row: lay.line(cells(row))[digits:] + "\n",
+            lambda row: lay.line(cells(Row(0, row.verdict)))[digits:] + "\n",
             lambda number, tail: str(number).rjust(digits) + tail,
             footer,
         )
