@@ -15,8 +15,6 @@ import contextlib
 import importlib
 import os
 import sys
-import tempfile
-import traceback
 from collections.abc import Sequence
 
 from tcpclose import __version__
@@ -153,6 +151,9 @@ def _save_traceback(exc: Exception) -> str | None:
     """The traceback in a new file of the temp directory (its path), or None if it cannot be
     written there either."""
     try:
+        import tempfile  # only here: with traceback, they cost every command's start ~12 ms
+        import traceback
+
         fd, path = tempfile.mkstemp(prefix="tcpclose-traceback-", suffix=".txt")
         with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:
             f.write("".join(traceback.format_exception(exc)))

@@ -64,8 +64,9 @@ class WorkerFailed(TcpcloseError):
     status = ExitStatus.FAILURE
 
 
-#: files smaller than this (in all) are analysed in one process
-MIN_BYTES = 50_000_000
+#: files smaller than this (in all) are analysed in one process: below ~3 MB, starting and
+#: feeding a second process costs more than it saves (bench/analyze/README.md)
+MIN_BYTES = 4_000_000
 #: the tag of the connections finished at the end of the capture
 _END = 1 << 62
 _MIX = 0x9E3779B1

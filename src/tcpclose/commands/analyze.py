@@ -44,7 +44,6 @@ from tcpclose.analyze.progress import ProgressBar
 from tcpclose.analyze.reading import Analysis, Progress, in_time_order, read_rows
 from tcpclose.analyze.table import IDLE, LINGER, Row
 from tcpclose.analyze.textview import WorstRows, cells, hint, streamed_layout, worst_view
-from tcpclose.analyze.timeline import render_timeline
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
 from tcpclose.errors import InputError, TcpcloseError, describe_oserror
 from tcpclose.model.jsonshape import SCHEMA_VERSION
@@ -429,6 +428,8 @@ def _write_timeline(opts: Options, rows: Iterator[Row], analysis: Analysis, out:
             f"no connection {opts.connection} (the capture has {analysis.connections}: "
             f"0 to {analysis.connections - 1})"
         )
+    from tcpclose.analyze.timeline import render_timeline  # --connection only: the diagram code
+
     out.write(render_timeline(wanted[0].number, wanted[0].verdict, analysis.timeline))
 
 

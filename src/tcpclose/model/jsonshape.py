@@ -8,10 +8,11 @@ Change a field: bump SCHEMA_VERSION and say what changed in `CHANGES`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tcpclose.model.event import AppEvent
-from tcpclose.model.timeline import Segment, Timeline
+if TYPE_CHECKING:  # annotations only: `tcpclose analyze` starts without the event model
+    from tcpclose.model.event import AppEvent
+    from tcpclose.model.timeline import Segment, Timeline
 
 #: the version of the JSON shapes below; every JSON document tcpclose prints carries it
 SCHEMA_VERSION = 1
