@@ -21,6 +21,7 @@ import sys
 import termios
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -473,7 +474,9 @@ def test_worker_failure_is_one_line_and_status_1(
     ]
 
 
-def _child_crash(paths: object, index: int, workers: int, fd: int, fmt: object) -> None:
+def _child_crash(
+    paths: object, index: int, workers: int, fd: int, fmt: object, stop: object
+) -> None:
     """A worker whose analysis fails at once, reported as the real `_child` reports it."""
     from tcpclose.analyze import parallel
 
@@ -485,9 +488,51 @@ def _child_crash(paths: object, index: int, workers: int, fd: int, fmt: object) 
     saved = parallel._Share
     parallel._Share = Failing  # type: ignore[misc]
     try:
-        parallel.__dict__["_real_child"](paths, index, workers, fd, fmt)
+        parallel.__dict__["_real_child"](paths, index, workers, fd, fmt, stop)
     finally:
         parallel._Share = saved  # type: ignore[misc]
+
+
+def test_two_processes_stop_on_sigterm_with_the_summary_so_far(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SIGTERM to the command (not to its worker) while two processes read a file: both stop
+    (the command passes the SIGTERM on), the rows and summary so far are written, then one
+    line on stderr and status 143, as with one process."""
+    from tcpclose.analyze import capfile, parallel
+
+    path = many_connections(tmp_path / "many.pcap", 3000)
+    monkeypatch.setenv("TCPCLOSE_WORKERS", "2")
+    monkeypatch.setattr(capfile, "CHUNK", 1 << 14)  # many read chunks (in the worker too)
+    command = os.getpid()
+    sent: list[tuple[int, int]] = []
+    kill = os.kill
+
+    def recorded_kill(pid: int, signum: int) -> None:
+        sent.append((pid, signum))
+        kill(pid, signum)
+
+    monkeypatch.setattr(parallel.os, "kill", recorded_kill)
+    messages = parallel._Share.messages
+
+    def then_sigterm(self: parallel._Share) -> Iterator[parallel.Message]:
+        for n, message in enumerate(messages(self)):
+            yield message
+            if n == 3 and os.getpid() == command:
+                kill(command, signal.SIGTERM)
+
+    monkeypatch.setattr(parallel._Share, "messages", then_sigterm)
+    assert main(["analyze", str(path), "--csv"]) == 143
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        "tcpclose: interrupted: the rows so far and the summary are above (connections still "
+        "open listed as open)"
+    ]
+    rows = csv_rows(out.encode())
+    assert rows[0][0] == "number" and 1 < len(rows) - 1 < 3000
+    numbers = sorted(int(r[0]) for r in rows[1:])
+    assert numbers == list(range(len(numbers)))  # numbered as one process numbers them
+    assert [signum for pid, signum in sent if pid != command] == [signal.SIGTERM]
 
 
 def test_vanished_worker_is_one_line(
@@ -507,13 +552,14 @@ def test_vanished_worker_is_one_line(
 # -- progress --------------------------------------------------------------------------------
 
 
-def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_progress_bar_only_on_a_terminal(tmp_path: Path, workers: str) -> None:
     import pty
 
     path = many_connections(tmp_path / "many.pcap", 200)
     controller, terminal = pty.openpty()
     try:
-        env = {**ENV, "TCPCLOSE_PROGRESS_DELAY": "0"}
+        env = {**ENV, "TCPCLOSE_PROGRESS_DELAY": "0", "TCPCLOSE_WORKERS": workers}
         done = subprocess.run(
             [*TCPCLOSE, "analyze", str(path), "--csv"],
             stdout=subprocess.PIPE,

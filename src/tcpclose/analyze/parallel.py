@@ -27,6 +27,7 @@ import fcntl
 import gc
 import os
 import pickle
+import signal
 import sys
 import traceback
 from array import array
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from tcpclose.analyze.capfile import open_capture
 from tcpclose.analyze.output import Summary, csv_header, csv_tail
-from tcpclose.analyze.reading import Analysis
+from tcpclose.analyze.reading import Analysis, Progress
 from tcpclose.analyze.table import (
     SWEEP,
     ConnectionTable,
@@ -278,11 +279,24 @@ class _Share:
     Meanwhile it sums up its rows (`summary`) and keeps its worst ones (`worst`, numbered in
     the share: their first packets give their numbers among all shares)."""
 
-    def __init__(self, paths: Sequence[Path], index: int, workers: int, fmt: Format = None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        index: int,
+        workers: int,
+        fmt: Format = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.paths = paths
         self.index = index
         self.workers = workers
         self.fmt = fmt
+        #: asked after every read chunk: True stops the reading (then the connections still
+        #: open are finished, as at the end)
+        self.stop = stop
+        self.stopped = False
+        #: where the reading is (file, bytes read, packets; the connections are the merge's)
+        self.progress = Progress()
         self.warnings: list[str] = []
         self.packets = 0
         self.tcp_packets = 0
@@ -316,9 +330,13 @@ class _Share:
         self._started = table.started
         sent = 0
         files = [open_capture(p) for p in self.paths]
+        progress = self.progress
         try:
             for capture in files:
                 first = True
+                source = capture.source
+                progress.name = capture.name
+                progress.size = source.size if source is not None else 0
                 for batch in capture.batches():
                     if first and len(batch[2]):
                         first = False
@@ -330,8 +348,15 @@ class _Share:
                     yield table.started[sent:], rows, (2 * table.packets + 2, 0)
                     sent = len(table.started)
                     rows = []
+                    progress.read = source.consumed if source is not None else 0
+                    progress.packets = table.packets
+                    if self.stop():
+                        self.stopped = True
+                        break
                 if capture.stopped:
                     self.warnings.append(capture.stopped)
+                if self.stopped:
+                    break
         finally:
             for capture in files:
                 capture.close()
@@ -349,9 +374,18 @@ class _Share:
         self.skipped = table.skipped
 
 
-def _child(paths: Sequence[Path], index: int, workers: int, fd: int, fmt: Format = None) -> None:
+def _child(
+    paths: Sequence[Path],
+    index: int,
+    workers: int,
+    fd: int,
+    fmt: Format,
+    stop: Callable[[], bool],
+) -> None:
     """A forked worker: its messages pickled to `fd` (length, then bytes), then ("end", what
-    `_Share.end` gives) and None; or ("error", one line) if it failed."""
+    `_Share.end` gives) and None; or ("error", one line) if it failed. `stop` is the run's
+    (the command's SIGINT and SIGTERM handlers, inherited: the parent passes its stop on with
+    a SIGTERM)."""
     out = os.fdopen(fd, "wb", buffering=1 << 16)
 
     def send(message: object) -> None:
@@ -361,7 +395,7 @@ def _child(paths: Sequence[Path], index: int, workers: int, fd: int, fmt: Format
         out.flush()
 
     try:
-        share = _Share(paths, index, workers, fmt)
+        share = _Share(paths, index, workers, fmt, stop)
         for message in share.messages():
             send(message)
         send(("end", share.end()))
@@ -426,16 +460,39 @@ def write_rows(
                     os.close(read_fd)
                     for _, reader in children:
                         reader.close()
-                    _child(paths, index, workers, write_fd, fmt)
+                    _child(paths, index, workers, write_fd, fmt, analysis.stop)
                 except BaseException:  # the worker exits, the parent fails
                     status = 1
                 finally:
                     os._exit(status)
             os.close(write_fd)
             children.append((pid, _Reader(read_fd)))
-        own = _Share(paths, 0, workers, fmt)
+        stop = analysis.stop
+        forwarded = False
+
+        def stop_all() -> bool:
+            """The run's stop, passed on to the workers (a SIGTERM sent to this process
+            alone; Ctrl-C on a terminal reaches them all)."""
+            nonlocal forwarded
+            if stop():
+                if not forwarded:
+                    forwarded = True
+                    for pid, _ in children:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGTERM)
+                return True
+            return False
+
+        own = _Share(paths, 0, workers, fmt, stop_all)
         streams = [own.messages()] + [reader.messages() for _, reader in children]
-        started = _merge(streams, workers, line, write)
+        report = analysis.progress
+
+        def after_round(started: list[array]) -> None:
+            if report is not None:
+                own.progress.connections = sum(len(firsts) for firsts in started)
+                report(own.progress)
+
+        started = _merge(streams, workers, line, write, after_round)
         ends = [own.end()] + [reader.end for _, reader in children]
         summary = Summary()
         worst = WorstRows()
@@ -453,6 +510,7 @@ def write_rows(
                 worst.add(Row(number, verdict))
         worst.non_graceful = total_non_graceful
         analysis.warnings.extend(own.warnings)
+        analysis.stopped = own.stopped
         analysis.packets = own.packets
         analysis.tcp_packets = own.tcp_packets
         analysis.skipped = own.skipped
@@ -482,6 +540,7 @@ def _merge(
     workers: int,
     line: Callable[[int, str], str],
     write: Callable[[str], object],
+    after_round: Callable[[list[array]], None] = lambda started: None,
 ) -> list[array]:
     """Write the rows of every share in (tag, first packet) order, each with its number;
     return every share's first packets (all its connections', in start order).
@@ -517,6 +576,7 @@ def _merge(
         if ready:
             ready.sort()
             write("".join(_numbered(ready, started, line)))
+        after_round(started)
     if any(buffers):  # pragma: no cover - every row is below the bound of the end
         raise WorkerFailed("a worker process sent rows out of order")
     return started

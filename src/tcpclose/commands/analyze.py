@@ -243,26 +243,11 @@ def _same_terminal(a: TextIO, b: TextIO) -> bool:
 def _run(opts: Options, out: TextIO, err: TextIO) -> int:
     analysis = Analysis()
     live = any(str(p) == "-" or not _regular(p) for p in opts.files)
+    workers = 1
     if opts.filter is None and opts.output != "timeline" and not live:
         from tcpclose.analyze import parallel
 
         workers = parallel.workers_for(opts.files)
-        if workers > 1:
-            files = [open_capture(p) for p in opts.files]  # bad files fail before any row
-            try:
-                ordered = [f.path for f in in_time_order(files, analysis.warnings)]
-            finally:
-                for capture in files:
-                    capture.close()
-            mode = _mode(opts, out)
-            out.write(mode.header)
-            summary, worst = parallel.write_rows(
-                ordered, workers, mode.tail, mode.line, out.write, analysis
-            )
-            out.write(mode.footer(summary, worst, analysis))
-            out.flush()
-            _warn(analysis, err)
-            return int(ExitStatus.OK)
     # A progress bar on a terminal's stderr, unless the rows stream to that same terminal.
     bar = None
     if _is_terminal(err) and not (
@@ -280,18 +265,21 @@ def _run(opts: Options, out: TextIO, err: TextIO) -> int:
     with _Signals() as signals:
         analysis.stop = signals.stop
         analysis.progress = after_batch
-        rows = read_rows(
-            opts.files,
-            opts.filter,
-            analysis=analysis,
-            collect=opts.connection,
-            linger=opts.linger,
-        )
         try:
-            if opts.output == "timeline":
-                _write_timeline(opts, rows, analysis, out)
+            if workers > 1:
+                _write_parallel(opts, workers, analysis, out, bar)
             else:
-                _write(_mode(opts, out), rows, analysis, out, bar)
+                rows = read_rows(
+                    opts.files,
+                    opts.filter,
+                    analysis=analysis,
+                    collect=opts.connection,
+                    linger=opts.linger,
+                )
+                if opts.output == "timeline":
+                    _write_timeline(opts, rows, analysis, out)
+                else:
+                    _write(_mode(opts, out), rows, analysis, out, bar)
         finally:
             if bar is not None:
                 bar.clear()
@@ -303,6 +291,29 @@ def _run(opts: Options, out: TextIO, err: TextIO) -> int:
             "(connections still open listed as open)\n"
         )
     return signals.status()
+
+
+def _write_parallel(
+    opts: Options, workers: int, analysis: Analysis, out: TextIO, bar: ProgressBar | None
+) -> None:
+    """Files analysed by `workers` processes (`tcpclose.analyze.parallel`): the same output
+    as `_write`'s."""
+    from tcpclose.analyze import parallel
+
+    files = [open_capture(p) for p in opts.files]  # bad files fail before any row
+    try:
+        ordered = [f.path for f in in_time_order(files, analysis.warnings)]
+    finally:
+        for capture in files:
+            capture.close()
+    mode = _mode(opts, out)
+    out.write(mode.header)
+    summary, worst = parallel.write_rows(
+        ordered, workers, mode.tail, mode.line, out.write, analysis
+    )
+    if bar is not None:
+        bar.clear()
+    out.write(mode.footer(summary, worst, analysis))
 
 
 @dataclass
