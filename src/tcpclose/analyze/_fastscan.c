@@ -27,7 +27,7 @@
 #include <Python.h>
 
 /* Bump with tcpclose/analyze/compiled.py's API whenever a function here changes. */
-#define FASTSCAN_API 4
+#define FASTSCAN_API 5
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
@@ -474,7 +474,7 @@ out:
 }
 
 /* scan(table, buf, starts, ends, times, first, count, linktype, memo_type, packets_before,
- *      sweep_mask, index, cuts, can_start, started, ignored, collect)
+ *      sweep_mask, index, cuts, can_start, started, ignored, collect, max_open)
  *   -> (index of the first frame not handled (count: all), TCP segments, frames skipped)
  * Frames of any link type `table.decode` reads; frames that are not TCP over IP are counted
  * as skipped, as `_frame` counts them. With `cuts` (the uint32 hash cut points of
@@ -482,17 +482,21 @@ out:
  * frames are only counted. `started`: None, or a list to append the packet number (1-based)
  * of each connection started here to (`parallel.ShareTable.started`). `ignored`: the table's
  * keys of connections its filter left out (their packets are counted, as `_frame` does);
- * `collect`: the number of the connection whose packets Python keeps (-1: none). */
+ * `collect`: the number of the connection whose packets Python keeps (-1: none). It also
+ * returns after a connection it starts makes the table hold more than `max_open` (that
+ * frame handled): Python then finishes some (`ConnectionTable._evict`). */
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer buf, starts, ends, times, cuts;
     Py_ssize_t first, count, index;
     long lt;
     PyObject *table, *memo_type, *started, *ignored;
     long long packets_before, sweep_mask, collect;
+    Py_ssize_t max_open;
     int can_start;
-    if (!PyArg_ParseTuple(args, "Oy*y*y*y*nnlOLLny*pOOL", &table, &buf, &starts, &ends, &times,
-                          &first, &count, &lt, &memo_type, &packets_before, &sweep_mask,
-                          &index, &cuts, &can_start, &started, &ignored, &collect))
+    if (!PyArg_ParseTuple(args, "Oy*y*y*y*nnlOLLny*pOOLn", &table, &buf, &starts, &ends,
+                          &times, &first, &count, &lt, &memo_type, &packets_before,
+                          &sweep_mask, &index, &cuts, &can_start, &started, &ignored, &collect,
+                          &max_open))
         return NULL;
     const uint32_t *cut = cuts.buf;
     const Py_ssize_t ncuts = cuts.len / 4;
@@ -600,6 +604,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                                  memo_type, &g, key, klen, swap, tm[i], flags))
                 goto done;
             tcp_count++;
+            if (PyDict_GET_SIZE(live) > max_open) {
+                i++;
+                break; /* too many open: Python finishes the quietest */
+            }
             continue;
         }
         if (!entry)
@@ -1102,8 +1110,11 @@ static PyObject *memo_verdict(PyObject *tracker, PyObject *verdict_type) {
     Py_XDECREF(sum);
     if (failed)
         return NULL;
-    PyTypeObject *type = (PyTypeObject *)verdict_type;
-    PyObject *verdict = type->tp_alloc(type, 0);
+    /* object.__new__(verdict_type), as the Python makes it (its dict initialised there) */
+    static PyObject *no_args = NULL;
+    if (!no_args && !(no_args = PyTuple_New(0)))
+        return NULL;
+    PyObject *verdict = PyBaseObject_Type.tp_new((PyTypeObject *)verdict_type, no_args, NULL);
     PyObject *d = verdict ? PyObject_GenericGetDict(verdict, NULL) : NULL;
     if (!d) {
         Py_XDECREF(verdict);

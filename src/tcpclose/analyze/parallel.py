@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING, TextIO
 
 from tcpclose.analyze.capfile import open_capture
 from tcpclose.analyze.output import Summary, csv_header, csv_tail
-from tcpclose.analyze.reading import Analysis, Progress
+from tcpclose.analyze.reading import Analysis, Progress, eviction_warning
 from tcpclose.analyze.table import (
+    MAX_OPEN,
     SWEEP,
     ConnectionTable,
     Row,
@@ -133,6 +134,7 @@ class ShareTable(ConnectionTable):
         super().__init__(done)
         self.index = index
         self.workers = workers
+        self.max_open = MAX_OPEN // workers  # the processes' tables together: one table's
         #: where the row being finished ends: 2p (before packet p), 2p + 1 (sweep after p)
         self.tag = 0
         #: the packet number (1-based) of each of this share's connections' first packet
@@ -156,6 +158,10 @@ class ShareTable(ConnectionTable):
     def _sweep(self, now: float) -> None:
         self.tag = 2 * self.packets + 1
         super()._sweep(now)
+
+    def _evict(self) -> None:
+        self.tag = 2 * self.packets + 1  # after the packet that started one too many
+        super()._evict()
 
     def finish(self) -> None:
         self.tag = _END
@@ -303,12 +309,15 @@ class _Share:
         self.skipped = 0
         self.summary = Summary()
         self.worst = WorstRows()
+        #: connections the share's table finished early, and its limit (`ConnectionTable`)
+        self.evicted = 0
+        self.max_open = MAX_OPEN // workers
 
     def end(self) -> tuple:
         """What the share sends after its last rows."""
         started = self._started
         worst = [(row.verdict, row.number, started[row.number]) for row in self.worst.rows()]
-        return (self.summary, worst, self.worst.non_graceful)
+        return (self.summary, worst, self.worst.non_graceful, self.evicted)
 
     def messages(self) -> Iterator[Message]:
         index = self.index
@@ -369,6 +378,8 @@ class _Share:
             yield [], rows, (_END, table.started[last[2]] + 1)
             rows = []
         table.finish()  # nothing left to finish: clears what the table keeps
+        self.evicted = table.evicted
+        self.max_open = table.max_open
         self.packets = table.packets
         self.tcp_packets = table.tcp_packets
         self.skipped = table.skipped
@@ -497,10 +508,12 @@ def write_rows(
         summary = Summary()
         worst = WorstRows()
         total_non_graceful = 0
+        evicted = 0
         for share, end in enumerate(ends):
             if end is None:
                 raise WorkerFailed("a worker process ended without its results")
-            part, candidates, non_graceful = end
+            part, candidates, non_graceful, share_evicted = end
+            evicted += share_evicted
             summary.merge(part)
             total_non_graceful += non_graceful
             for verdict, number, first in candidates:
@@ -510,6 +523,8 @@ def write_rows(
                 worst.add(Row(number, verdict))
         worst.non_graceful = total_non_graceful
         analysis.warnings.extend(own.warnings)
+        if evicted:
+            analysis.warnings.append(eviction_warning(evicted, own.max_open * workers))
         analysis.stopped = own.stopped
         analysis.packets = own.packets
         analysis.tcp_packets = own.tcp_packets

@@ -57,6 +57,15 @@ def _paths(paths: PathArg) -> list[Path]:
     return [Path(p) for p in paths]
 
 
+def eviction_warning(count: int, max_open: int) -> str:
+    """The warning for connections finished early to keep the table's memory bounded."""
+    return (
+        f"{count:,} connections were finished early, while more than {max_open:,} were open "
+        "at once (a flood of unanswered SYNs?): their rows end at their last packet so far, "
+        "and a later packet of one starts a new row"
+    )
+
+
 def _first_time(capture: CaptureFile) -> float | None:
     """The timestamp of a file's first packet (the file is opened again to read it)."""
     again = open_capture(capture.path)
@@ -136,6 +145,8 @@ def read_rows(
         table.finish()
         while ready:
             yield ready.popleft()
+        if table.evicted:
+            analysis.warnings.append(eviction_warning(table.evicted, table.max_open))
         analysis.packets = table.packets
         analysis.tcp_packets = table.tcp_packets
         analysis.skipped = table.skipped

@@ -23,12 +23,17 @@ starts a new connection. Connections are numbered in the order their first packe
 
 Memory stays flat: every `SWEEP` packets, connections that ended more than `LINGER` seconds
 of capture time ago, or saw no packet for `IDLE` seconds (Zeek's TCP inactivity timeout),
-are finished and handed to the `done` callback. What is left is finished at the end.
+are finished and handed to the `done` callback. What is left is finished at the end. And
+memory stays bounded: when more than `max_open` connections are open at once (a flood of
+SYNs that nobody answers, each one a connection until it idles out), the quietest tenth are
+finished at once, counted in `evicted` (the command warns: a later packet of one starts a
+new row).
 """
 
 from __future__ import annotations
 
 import gc
+import heapq
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -53,6 +58,9 @@ LINGER = 5.0
 IDLE = 300.0
 SWEEP = 1 << 16
 assert IDLE >= LINGER
+#: connections open at once that one table keeps (each costs ~1.2 kB); beyond, the quietest
+#: tenth are finished early (a capture of a SYN flood holds one per SYN until they idle out)
+MAX_OPEN = 60_000
 
 _TCP = struct.Struct("!HHIIHH").unpack_from
 _V6_EXTENSIONS = frozenset({0, 43, 60})
@@ -267,6 +275,10 @@ class ConnectionTable:
         self._live: dict[int, list] = {}
         #: use the compiled loop when it is built (tests turn it off to compare)
         self.compiled = _fastscan is not None
+        #: connections open at once before the quietest are finished early (`_evict`)
+        self.max_open = MAX_OPEN
+        #: connections finished early to keep `max_open`
+        self.evicted = 0
 
     def scan(self, frames: Iterable[Frame]) -> None:
         """Decode and track every frame, one at a time: the reference path (`reference=True`
@@ -448,9 +460,13 @@ class ConnectionTable:
                 started,
                 self._ignored,
                 collect,
+                self.max_open,
             )
             self.tcp_packets += tcp
             self.skipped += skipped
+            if len(self._live) > self.max_open:  # the loop stopped after the connection
+                self.packets = base + j  # that went over: finish some, as `_new` does
+                self._evict()
             if j >= count:
                 break
             self.packets = base + j + 1
@@ -507,11 +523,25 @@ class ConnectionTable:
             entry = [tracker, not first, number, canonical]
             self._flows[canonical] = entry
             self._live[number] = entry
+            if len(self._live) > self.max_open:
+                self._evict()
             return [tracker, first, number, canonical]
         entry = [tracker, first != swap, number, canonical]
         self._flows[canonical] = entry
         self._live[number] = entry
+        if len(self._live) > self.max_open:
+            self._evict()
         return entry
+
+    def _evict(self) -> None:
+        """More than `max_open` connections open: finish the quietest tenth (by their last
+        packet's time, then start order; the newest connection stays), in start order."""
+        live = self._live
+        excess = len(live) - self.max_open + self.max_open // 10
+        victims = heapq.nsmallest(excess, live.values(), key=lambda entry: entry[0].end)
+        victims.sort(key=lambda entry: entry[2])
+        self.evicted += len(victims)
+        self.finish_entries(victims)
 
     def _address(self, raw: bytes) -> str:
         """The text form of an address; one string per address (shared by its connections)."""
