@@ -15,7 +15,7 @@ from tcpclose.analyze import output
 from tcpclose.analyze.output import clock, time_of_day
 from tcpclose.analyze.reading import read_rows
 from tcpclose.analyze.table import Row
-from tcpclose.analyze.textview import COLUMNS, GAP, Layout, layout, streamed_layout
+from tcpclose.analyze.textview import COLUMNS, GAP, Layout, cells, layout, streamed_layout
 from tcpclose.classify import ConnectionVerdict, Side, Termination
 
 DATA = Path(__file__).parents[1] / "data" / "analyze"
@@ -80,6 +80,59 @@ def test_layout_line_is_the_plain_one(given_values: dict[str, str], width: int |
     ):
         assert lay.line(values) == plain_line(lay, values)
         assert lay.header() == plain_line(lay, {c.name: c.name for c in lay.columns})
+
+
+VERDICT_PARTS = st.tuples(
+    st.integers(min_value=0, max_value=10**9),
+    st.sampled_from(["127.0.0.1", "::1", "a{b}c"]),
+    st.floats(min_value=0, max_value=1e6),
+    st.tuples(st.sampled_from([0, 7, 10**12]), st.sampled_from([0, 160])),
+    st.sampled_from([(None, None), (Side.ORIGINATOR, None), (None, Side.RESPONDER)]),
+    st.sampled_from(list(Termination)),
+    st.sampled_from(["", "ShADadFf", "{}"]),
+    st.sampled_from(["", "plain", "é {0} and a long reason " * 3]),
+    st.sampled_from(["SF", "S0", "RSTO"]),
+)
+
+
+@given(
+    parts=st.lists(VERDICT_PARTS, min_size=1, max_size=6),
+    width=st.sampled_from([None, 40, 80, 120, 200]),
+)
+def test_verdict_line_is_the_layouts_line(parts: list[tuple], width: int | None) -> None:
+    """`--all`'s line with its shared columns cached is the line of the row's cells, for
+    rows that share some columns and not others, through one layout each (columns left out
+    at every width), each row twice (the second from the cache)."""
+    widths = {c.name: max(c.width, len(c.name)) for c in COLUMNS}
+    layouts = (
+        streamed_layout(width),
+        layout([c.name for c in COLUMNS], widths, width),
+        layout(["#", "reason"], widths, width),
+        layout(["#", "originator"], widths, width),
+    )
+    for _ in range(2):
+        for number, host, duration, bytes_, ends, termination, history, reason, state in parts:
+            verdict = ConnectionVerdict(
+                (host, 40000),
+                ("10.0.0.9", 80),
+                1.7e9,
+                1.7e9 + duration,
+                7,
+                bytes_[0],
+                bytes_[1],
+                ends[0],
+                ends[1],
+                False,
+                termination,
+                reason,
+                state,
+                history,
+                4,
+                3,
+            )
+            for lay in layouts:
+                expected = lay.line(cells(Row(number, verdict)))
+                assert lay.verdict_line(str(number), verdict) == expected
 
 
 # -- the rows' text in C (`_fastscan.text_row`) -----------------------------------------------

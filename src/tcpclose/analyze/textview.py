@@ -22,7 +22,7 @@ from operator import itemgetter
 
 from tcpclose.analyze.output import closed_first, endpoint, time_of_day
 from tcpclose.analyze.table import Row
-from tcpclose.classify import Termination
+from tcpclose.classify import ConnectionVerdict, Termination
 
 #: how many non-graceful connections the default view lists
 TOP = 20
@@ -70,6 +70,23 @@ WORST_FIRST: tuple[Termination, ...] = (
 _RANK = {t: i for i, t in enumerate(WORST_FIRST)}
 
 
+#: the columns whose text is the connection's own, with how to make it from the row's
+#: number (as text) and verdict: the others' come after them (`Layout.verdict_line`)
+_OWN: dict[str, Callable[[str, ConnectionVerdict], str]] = {
+    "#": lambda number, v: number,
+    "originator": lambda number, v: endpoint(v.originator),
+    "responder": lambda number, v: endpoint(v.responder),
+    "start": lambda number, v: time_of_day(v.start),
+    "duration": lambda number, v: f"{v.end - v.start:.3f}s",
+}
+
+
+def _shared_values(lay: Layout, v: ConnectionVerdict) -> list[str]:
+    """The text of the layout's kept columns that are not the connection's own."""
+    values = cells(Row(0, v))
+    return [values[c.name] for c in lay.columns if c.name not in _OWN]
+
+
 def cells(row: Row) -> dict[str, str]:
     """The text of every column of one row."""
     v = row.verdict
@@ -112,12 +129,50 @@ class Layout:
 
     @cached_property
     def _template(self) -> str:
+        return (" " * GAP).join(self._fields)
+
+    @cached_property
+    def _fields(self) -> list[str]:
         last = len(self.columns) - 1
-        fields = [
+        return [
             f"{{:>{width}}}" if column.right else "{}" if i == last else f"{{:<{width}}}"
             for i, (column, width) in enumerate(zip(self.columns, self.widths, strict=True))
         ]
-        return (" " * GAP).join(fields)
+
+    def verdict_line(self, number: str, v: ConnectionVerdict) -> str:
+        """`line(cells(Row(number, v)))` (number as text), faster: the text of the columns
+        after the duration, which many connections share, is formatted once per values."""
+        own, own_template, shared_template, tails = self._split
+        key = (
+            v.bytes_originator,
+            v.bytes_responder,
+            v.first_fin,
+            v.first_rst,
+            v.termination,
+            v.conn_state,
+            v.history,
+            v.reason,
+        )
+        tail = tails.get(key)
+        if tail is None:
+            if len(tails) >= 4096:
+                tails.clear()
+            tail = tails[key] = shared_template.format(*_shared_values(self, v))
+        head = own_template.format(*[text(number, v) for text in own])
+        return (head + tail).rstrip()
+
+    @cached_property
+    def _split(self) -> tuple[list[Callable[[str, ConnectionVerdict], str]], str, str, dict]:
+        """The kept columns of the connection's own (`_OWN`, first in COLUMNS) and the
+        shared ones: their text functions, the two halves of the template (the separator
+        at the start of the second), and the cache of the second half's text."""
+        fields = self._fields
+        k = sum(1 for c in self.columns if c.name in _OWN)
+        own = [_OWN[c.name] for c in self.columns[:k]]
+        shared = (" " * GAP).join(fields[k:])
+        if k and k < len(fields):
+            shared = " " * GAP + shared
+        return own, (" " * GAP).join(fields[:k]), shared, {}
 
     def header(self) -> str:
         return self.line({c.name: c.name for c in self.columns})

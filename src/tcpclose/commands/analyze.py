@@ -43,7 +43,7 @@ from tcpclose.analyze.output import (
 from tcpclose.analyze.progress import ProgressBar
 from tcpclose.analyze.reading import Analysis, Progress, in_time_order, read_rows
 from tcpclose.analyze.table import IDLE, LINGER, Row
-from tcpclose.analyze.textview import WorstRows, cells, hint, streamed_layout, worst_view
+from tcpclose.analyze.textview import WorstRows, hint, streamed_layout, worst_view
 from tcpclose.argparsing import Parser, checked, non_negative_seconds
 from tcpclose.errors import InputError, TcpcloseError, describe_oserror
 from tcpclose.model.jsonshape import SCHEMA_VERSION
@@ -375,8 +375,8 @@ def _mode(opts: Options, out: TextIO) -> _Mode:
 
         return _Mode(
             lay.header() + "\n",
-            lambda row: lay.line(cells(row)) + "\n",
-            lambda row: lay.line(cells(Row(0, row.verdict)))[digits:] + "\n",
+            lambda row: lay.verdict_line(str(row.number), row.verdict) + "\n",
+            lambda row: lay.verdict_line("0", row.verdict)[digits:] + "\n",
             lambda number, tail: str(number).rjust(digits) + tail,
             footer,
         )
