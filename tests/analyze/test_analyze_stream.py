@@ -21,7 +21,7 @@ import sys
 import termios
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -475,7 +475,7 @@ def test_worker_failure_is_one_line_and_status_1(
 
 
 def _child_crash(
-    paths: object, index: int, workers: int, fd: int, fmt: object, stop: object
+    paths: object, index: int, workers: int, fd: int, fmt: object, stop: object, linger: float
 ) -> None:
     """A worker whose analysis fails at once, reported as the real `_child` reports it."""
     from tcpclose.analyze import parallel
@@ -488,17 +488,26 @@ def _child_crash(
     saved = parallel._Share
     parallel._Share = Failing  # type: ignore[misc]
     try:
-        parallel.__dict__["_real_child"](paths, index, workers, fd, fmt, stop)
+        parallel.__dict__["_real_child"](paths, index, workers, fd, fmt, stop, linger)
     finally:
         parallel._Share = saved  # type: ignore[misc]
 
 
-def test_two_processes_stop_on_sigterm_with_the_summary_so_far(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A SIGTERM to the command (not to its worker) while two processes read a file: both stop
-    (the command passes the SIGTERM on), the rows and summary so far are written, then one
-    line on stderr and status 143, as with one process."""
+INTERRUPTED = (
+    "tcpclose: interrupted: the rows so far and the summary are above (connections still "
+    "open listed as open)"
+)
+
+
+def _two_processes_signalled(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    signals: Callable[[int, int], None],
+) -> tuple[int, str, str, list[tuple[int, int]]]:
+    """`tcpclose analyze --csv` of 3,000 connections on two processes, read in small chunks;
+    after its 4th chunk, each process calls signals(command's pid, its own pid). Returns the
+    status, stdout, stderr and the signals the command sent (to whom, which)."""
     from tcpclose.analyze import capfile, parallel
 
     path = many_connections(tmp_path / "many.pcap", 3000)
@@ -515,24 +524,109 @@ def test_two_processes_stop_on_sigterm_with_the_summary_so_far(
     monkeypatch.setattr(parallel.os, "kill", recorded_kill)
     messages = parallel._Share.messages
 
-    def then_sigterm(self: parallel._Share) -> Iterator[parallel.Message]:
+    def then_signals(self: parallel._Share) -> Iterator[parallel.Message]:
         for n, message in enumerate(messages(self)):
             yield message
-            if n == 3 and os.getpid() == command:
-                kill(command, signal.SIGTERM)
+            if n == 3:
+                signals(command, os.getpid())
 
-    monkeypatch.setattr(parallel._Share, "messages", then_sigterm)
-    assert main(["analyze", str(path), "--csv"]) == 143
+    monkeypatch.setattr(parallel._Share, "messages", then_signals)
+    status = main(["analyze", str(path), "--csv"])
     out, err = capsys.readouterr()
-    assert err.splitlines() == [
-        "tcpclose: interrupted: the rows so far and the summary are above (connections still "
-        "open listed as open)"
-    ]
+    return status, out, err, [(pid, signum) for pid, signum in sent if pid != command]
+
+
+def _rows_so_far(out: str) -> None:
     rows = csv_rows(out.encode())
     assert rows[0][0] == "number" and 1 < len(rows) - 1 < 3000
     numbers = sorted(int(r[0]) for r in rows[1:])
     assert numbers == list(range(len(numbers)))  # numbered as one process numbers them
-    assert [signum for pid, signum in sent if pid != command] == [signal.SIGTERM]
+
+
+def test_two_processes_stop_on_sigterm_with_the_summary_so_far(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SIGTERM to the command (not to its worker) while two processes read a file: both stop
+    (the command passes the SIGTERM on), the rows and summary so far are written, then one
+    line on stderr and status 143, as with one process."""
+
+    def to_the_command(command: int, me: int) -> None:
+        if me == command:
+            os.kill(command, signal.SIGTERM)
+
+    status, out, err, passed_on = _two_processes_signalled(
+        tmp_path, monkeypatch, capsys, to_the_command
+    )
+    assert status == 143 and err.splitlines() == [INTERRUPTED]
+    _rows_so_far(out)
+    assert [signum for _, signum in passed_on] == [signal.SIGTERM]
+
+
+def test_two_processes_stop_on_ctrl_c_to_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A terminal's Ctrl-C reaches the command and its worker; the command passes a SIGTERM on
+    as well (the worker's second signal): still the rows and summary so far, status 130."""
+
+    def to_both(command: int, me: int) -> None:
+        if me != command:  # the worker, while the command still reads
+            os.kill(command, signal.SIGINT)
+            os.kill(me, signal.SIGINT)
+
+    status, out, err, _ = _two_processes_signalled(tmp_path, monkeypatch, capsys, to_both)
+    assert status == 130 and err.splitlines() == [INTERRUPTED]
+    _rows_so_far(out)
+
+
+def test_a_worker_signalled_alone_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SIGTERM to the worker alone stops its reading: its rows are incomplete, so the run
+    fails with one line (status 1) instead of passing a partial result as whole."""
+
+    def to_the_worker(command: int, me: int) -> None:
+        if me != command:
+            os.kill(me, signal.SIGTERM)
+
+    status, _, err, _ = _two_processes_signalled(tmp_path, monkeypatch, capsys, to_the_worker)
+    assert status == 1
+    assert err.splitlines() == [
+        "tcpclose: error: a worker process was stopped by a signal sent to it alone: its rows "
+        "are incomplete (signal the command instead: it stops both)"
+    ]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_linger_is_the_same_on_two_processes(tmp_path: Path, workers: str) -> None:
+    """--linger 1: a connection that ended is finished at the next sweep more than 1 s later
+    (65,536 packets of another connection between), so its late ACK starts a row of its
+    own; with the default 5 s it joins its connection. One process and two alike."""
+    from tcpclose.analyze.table import SWEEP
+
+    ended = handshake_then([(True, 0x11, 0, 0, 512, 0, 0.01), (False, 0x11, 0, 1, 512, 0, 0.01)])
+    frames = [
+        (t, ethernet(ip))
+        for t, ip, _ in conversation_frames(("10.0.0.1", 40000), ("10.0.9.9", 80), ended, 1.7e9)
+    ]
+    late_ack = frames[-1][1]
+    filler = handshake_then([(True, 0x18, 5 * i, 0, 512, 5, 0.0) for i in range(SWEEP + 10)])
+    for i, (_, ip, _) in enumerate(
+        conversation_frames(("10.0.0.2", 40001), ("10.0.9.9", 80), filler, 1.7e9)
+    ):
+        frames.append((1.7e9 + 0.1 + 2.0 * i / len(filler), ethernet(ip)))
+    frames.append((1.7e9 + 2.5, late_ack))
+    path = write_pcap(tmp_path / "late.pcap", frames)
+    for linger, rows in (("1", 3), ("5", 2)):
+        done = tcpclose(
+            "analyze",
+            str(path),
+            "--csv",
+            "--linger",
+            linger,
+            env={**ENV, "TCPCLOSE_WORKERS": workers},
+        )
+        assert done.returncode == 0, done.stderr
+        assert len(csv_rows(done.stdout)) - 1 == rows, (linger, done.stdout[-400:])
 
 
 def test_vanished_worker_is_one_line(

@@ -41,6 +41,7 @@ from tcpclose.analyze.capfile import open_capture
 from tcpclose.analyze.output import Summary, csv_header, csv_tail
 from tcpclose.analyze.reading import Analysis, Progress, eviction_warning
 from tcpclose.analyze.table import (
+    LINGER,
     MAX_OPEN,
     SWEEP,
     ConnectionTable,
@@ -130,8 +131,10 @@ class ShareTable(ConnectionTable):
     """A `ConnectionTable` that tracks only the connections of share `index` of `workers`, and
     tags every finished row with where in the capture it finished (`tag`)."""
 
-    def __init__(self, done: Callable[[Row], None], index: int, workers: int) -> None:
-        super().__init__(done)
+    def __init__(
+        self, done: Callable[[Row], None], index: int, workers: int, linger: float = LINGER
+    ) -> None:
+        super().__init__(done, linger=linger)
         self.index = index
         self.workers = workers
         self.max_open = MAX_OPEN // workers  # the processes' tables together: one table's
@@ -292,8 +295,10 @@ class _Share:
         workers: int,
         fmt: Format = None,
         stop: Callable[[], bool] = lambda: False,
+        linger: float = LINGER,
     ) -> None:
         self.paths = paths
+        self.linger = linger
         self.index = index
         self.workers = workers
         self.fmt = fmt
@@ -317,7 +322,7 @@ class _Share:
         """What the share sends after its last rows."""
         started = self._started
         worst = [(row.verdict, row.number, started[row.number]) for row in self.worst.rows()]
-        return (self.summary, worst, self.worst.non_graceful, self.evicted)
+        return (self.summary, worst, self.worst.non_graceful, self.evicted, self.stopped)
 
     def messages(self) -> Iterator[Message]:
         index = self.index
@@ -335,7 +340,7 @@ class _Share:
                 line = fmt(row)
                 rows.append((table.tag, table.started[number], index, number, line))
 
-        table = ShareTable(done, index, self.workers)
+        table = ShareTable(done, index, self.workers, self.linger)
         self._started = table.started
         sent = 0
         files = [open_capture(p) for p in self.paths]
@@ -392,6 +397,7 @@ def _child(
     fd: int,
     fmt: Format,
     stop: Callable[[], bool],
+    linger: float = LINGER,
 ) -> None:
     """A forked worker: its messages pickled to `fd` (length, then bytes), then ("end", what
     `_Share.end` gives) and None; or ("error", one line) if it failed. `stop` is the run's
@@ -405,8 +411,15 @@ def _child(
         out.write(data)
         out.flush()
 
+    # A signal only stops the reading, however many arrive: a terminal's Ctrl-C reaches the
+    # worker and the command, which then passes a SIGTERM on (the command's own handler, which
+    # the fork copied, raises at a second signal). Ctrl-C twice ends the command; the worker
+    # then ends at its next write to the closed pipe.
+    signalled: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda received, frame: signalled.append(received))
     try:
-        share = _Share(paths, index, workers, fmt, stop)
+        share = _Share(paths, index, workers, fmt, lambda: bool(signalled) or stop(), linger)
         for message in share.messages():
             send(message)
         send(("end", share.end()))
@@ -450,12 +463,15 @@ def write_rows(
     line: Callable[[int, str], str],
     write: Callable[[str], object],
     analysis: Analysis,
+    linger: float = LINGER,
 ) -> tuple[Summary, WorstRows]:
     """Analyse with `workers` processes; write each row as `line(number, fmt(row))` (none when
     `fmt` is None), in the order and numbering one process gives. Returns the summary of all
     rows and the worst ones (`WorstRows`, numbered); the files' warnings and the counts go to
     `analysis`. The files must have been opened and checked already (errors in the header
-    come from the single-process checks), and be given in the order to read them."""
+    come from the single-process checks), and be given in the order to read them.
+    `analysis.stop` is asked after every read chunk (True: both processes stop, and the rows
+    and summary so far are the result); `analysis.progress` gets where the reading is."""
     collecting = gc.isenabled()
     gc.disable()
     children: list[tuple[int, _Reader]] = []
@@ -471,7 +487,7 @@ def write_rows(
                     os.close(read_fd)
                     for _, reader in children:
                         reader.close()
-                    _child(paths, index, workers, write_fd, fmt, analysis.stop)
+                    _child(paths, index, workers, write_fd, fmt, analysis.stop, linger)
                 except BaseException:  # the worker exits, the parent fails
                     status = 1
                 finally:
@@ -494,7 +510,7 @@ def write_rows(
                 return True
             return False
 
-        own = _Share(paths, 0, workers, fmt, stop_all)
+        own = _Share(paths, 0, workers, fmt, stop_all, linger)
         streams = [own.messages()] + [reader.messages() for _, reader in children]
         report = analysis.progress
 
@@ -512,8 +528,13 @@ def write_rows(
         for share, end in enumerate(ends):
             if end is None:
                 raise WorkerFailed("a worker process ended without its results")
-            part, candidates, non_graceful, share_evicted = end
+            part, candidates, non_graceful, share_evicted, share_stopped = end
             evicted += share_evicted
+            if share_stopped and not stop():
+                raise WorkerFailed(
+                    "a worker process was stopped by a signal sent to it alone: its rows are "
+                    "incomplete (signal the command instead: it stops both)"
+                )
             summary.merge(part)
             total_non_graceful += non_graceful
             for verdict, number, first in candidates:

@@ -309,7 +309,7 @@ def _write_parallel(
     mode = _mode(opts, out)
     out.write(mode.header)
     summary, worst = parallel.write_rows(
-        ordered, workers, mode.tail, mode.line, out.write, analysis
+        ordered, workers, mode.tail, mode.line, out.write, analysis, opts.linger
     )
     if bar is not None:
         bar.clear()
