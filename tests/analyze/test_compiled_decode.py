@@ -26,20 +26,39 @@ from test_fast_path import (
 from tcpclose.analyze.reading import Analysis, read_rows
 from tcpclose.analyze.table import ConnectionTable
 
+#: IPv6 headers before TCP: none, hop-by-hop, routing, destination options (8 bytes each,
+#: or 24 for "60-long"), a first fragment, a later fragment (no TCP header: not decoded),
+#: two in a row, one whose length runs past the frame
+EXTENSIONS = [None, 0, 43, 60, "60-long", 44, "44-later", "0+60", "0-past-end"]
 
-def tcp_ipv6(ipv4_packet: bytes, extension: int | None) -> bytes:
+
+def tcp_ipv6(ipv4_packet: bytes, extension: int | str | None) -> bytes:
     """The TCP segment of an IPv4 packet (no options) in IPv6, between 2001:db8::<IPv4>
-    addresses; `extension`: None, 0 (hop-by-hop options) or 44 (a first fragment header)."""
+    addresses, behind the `extension` headers (see EXTENSIONS)."""
     total = struct.unpack_from("!H", ipv4_packet, 2)[0]
     segment = ipv4_packet[20:total]
     src = b"\x20\x01\x0d\xb8" + b"\0" * 8 + ipv4_packet[12:16]
     dst = b"\x20\x01\x0d\xb8" + b"\0" * 8 + ipv4_packet[16:20]
+
+    def option(following: int, units: int = 0) -> bytes:
+        """An extension header of 8 + 8 * units bytes: next header, length, one PadN."""
+        pad = 4 + 8 * units
+        return bytes([following, units, 1, pad]) + b"\0" * pad
+
     if extension is None:
         head, nh = b"", 6
-    elif extension == 0:
-        head, nh = bytes([6, 0]) + b"\x01\x04\0\0\0\0", 0  # PadN: 8 bytes in all
-    else:
+    elif extension in (0, 43, 60):
+        head, nh = option(6), int(extension)
+    elif extension == "60-long":
+        head, nh = option(6, 2), 60
+    elif extension == "0+60":
+        head, nh = option(60) + option(6), 0
+    elif extension == "0-past-end":
+        head, nh = bytes([6, 255]) + b"\x01\x04" + b"\0" * 4, 0  # says 2048 bytes
+    elif extension == 44:
         head, nh = struct.pack("!BBHI", 6, 0, 0x0001, 77), 44  # offset 0, more fragments
+    else:
+        head, nh = struct.pack("!BBHI", 6, 0, (185 << 3) | 1, 77), 44  # a later fragment
     payload = head + segment
     return struct.pack("!IHBB", 6 << 28, len(payload), nh, 64) + src + dst + payload
 
@@ -113,7 +132,8 @@ def same_everywhere(path: Path, flt: str | None, collect: int | None) -> list:
     ),
     linktype=st.sampled_from([1, 113, 276, 0, 101]),
     vlan=st.integers(0, 2),
-    extension=st.sampled_from([None, None, 0, 44]),
+    extension=st.sampled_from([None, None, *EXTENSIONS[1:]]),
+    cut=st.sets(st.integers(0, 60), max_size=4),
     udp_every=st.sampled_from([0, 2, 5]),
     collect=st.integers(0, 3),
 )
@@ -121,7 +141,8 @@ def test_ipv6_vlan_link_types_filter_and_collect(
     connections: list[tuple[int, bool, list]],
     linktype: int,
     vlan: int,
-    extension: int | None,
+    extension: int | str | None,
+    cut: set[int],
     udp_every: int,
     collect: int,
 ) -> None:
@@ -136,7 +157,10 @@ def test_ipv6_vlan_link_types_filter_and_collect(
     frames = []
     for i, (t, _, ip) in enumerate(tagged):
         tags = (i + vlan) % 3  # untagged, 802.1Q, and 802.1ad + 802.1Q frames in turn
-        frames.append((t, framed(linktype, ip, tags)))
+        frame = framed(linktype, ip, tags)
+        if i in cut:  # cut short: somewhere in the link, IP, extension or TCP header
+            frame = frame[: (i * 7) % len(frame)]
+        frames.append((t, frame))
         if udp_every and i % udp_every == 0:
             frames.append((t, framed(linktype, udp_ipv4(i), tags)))
     with tempfile.TemporaryDirectory() as tmp:

@@ -80,6 +80,34 @@ def test_the_quietest_are_finished_early_the_same_way_on_every_path(
         assert "finished early" in err
 
 
+@pytest.mark.parametrize("first", ["syn", "midstream"])
+def test_a_connection_older_than_the_others_is_not_finished_at_its_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """The clock steps back: a new connection's first packet is older than every open
+    connection's last. The new connection goes over the limit but is kept (it would otherwise
+    be the quietest): every path, and two processes, give the same rows, without an error."""
+    monkeypatch.setattr(table, "MAX_OPEN", 40)
+    monkeypatch.setattr(parallel, "MAX_OPEN", 40)
+    frames: list[tuple[float, bytes]] = []
+    for i in range(120):
+        client = (f"10.1.0.{1 + i % 200}", 2000 + i)
+        flags = 0x02 if first == "syn" or i % 2 else 0x18  # a data segment: no SYN seen
+        segments = [(True, flags, 0, 0, 512, 0 if flags == 0x02 else 5, 0.0)]
+        segments += [(True, 0x18, 1, 0, 512, 5, 1.0)]
+        t = 1000.0 + i if i % 41 else 10.0 + i  # every 41st: long before the others
+        for at, ip, _ in conversation_frames(client, ("10.2.0.1", 80), segments, t):
+            frames.append((at, ethernet(ip)))
+    path = write_pcap(tmp_path / "back.pcap", frames)  # in file order, not time order
+    rows = same_everywhere(path, None, None)
+    assert len(rows) == 120
+    assert all(row.verdict.packets == 2 for row in rows if row.number % 41 == 0)
+    single_text, _ = csv_output(path, 1)
+    for workers in (2, 3):
+        text, err = csv_output(path, workers)
+        assert csv_rows(text.encode()) == csv_rows(single_text.encode()), err
+
+
 def test_rss_is_flat_under_a_syn_flood(tmp_path: Path) -> None:
     """120,000 and 240,000 unanswered SYNs over a minute (more than MAX_OPEN open at once):
     the same peak RSS, under 150 MB, in one process and in two."""

@@ -1,7 +1,8 @@
 """pcapng files through the compiled block walk (`_fastscan.walk_ng`) give the Python walk's
 rows, counts and warnings: sections of either byte order, interfaces of several link types,
-time resolutions and offsets, every packet block type, blocks the analyser skips, and blocks
-cut by the reader's chunk boundaries."""
+time resolutions and offsets, every packet block type, blocks the analyser skips, blocks cut
+by the reader's chunk boundaries, and corrupt blocks (a bad length or byte order, a block
+over the reader's limit) anywhere in the file."""
 
 from __future__ import annotations
 
@@ -110,7 +111,11 @@ PLAN = st.lists(
         ),
         st.lists(  # its blocks: (kind, interface index (may be unknown), caplen overrun)
             st.tuples(
-                st.sampled_from(["epb"] * 8 + ["spb", "pb", "nrb", "isb", "custom", "idb"]),
+                st.sampled_from(
+                    ["epb"] * 12
+                    + ["spb", "pb", "nrb", "isb", "custom", "idb"]
+                    + ["bad-length", "bad-bom", "huge"]  # corrupt from there on
+                ),
                 st.integers(0, 3),
                 st.integers(0, 30).map(lambda i: i == 0),
             ),
@@ -140,6 +145,12 @@ def build(plan: list, frames: list[tuple[float, bytes, bool]]) -> bytes:
             elif kind == "idb":
                 described.append((1, 9, None))
                 out.append(interface(endian, 1, 9, None))
+            elif kind == "bad-length":  # not a multiple of 4
+                out.append(struct.pack(endian + "II", 6, 42) + b"\0" * 34)
+            elif kind == "bad-bom":  # a section header of neither byte order
+                out.append(b"\x0a\x0d\x0d\x0a" + struct.pack("<I", 28) + b"\x11" * 20)
+            elif kind == "huge":  # a block longer than the reader takes for a packet
+                out.append(struct.pack(endian + "II", 6, (1 << 24) + 4) + b"\0" * 64)
             elif queue:
                 t, ip, _ = queue.pop(0)
                 # an unknown interface index is kept: the reader must skip that block

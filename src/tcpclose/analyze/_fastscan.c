@@ -27,7 +27,7 @@
 #include <Python.h>
 
 /* Bump with tcpclose/analyze/compiled.py's API whenever a function here changes. */
-#define FASTSCAN_API 5
+#define FASTSCAN_API 6
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
@@ -81,6 +81,10 @@ static Py_ssize_t offset_of(PyTypeObject *type, PyObject *name) {
 static void find_offsets(Offsets *at, PyTypeObject *type) {
     if (at->type == type)
         return;
+    /* A reference kept: a type freed while cached, and another made at its address,
+     * would otherwise get the old type's slot offsets. */
+    Py_INCREF(type);
+    Py_XDECREF(at->type);
     at->type = type;
     at->real = offset_of(type, s_real);
     at->node = offset_of(type, s_node);
@@ -510,8 +514,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     PyObject *result = NULL, *flows = NULL, *live = NULL, *addresses = NULL, *memo = NULL,
              *number_obj = NULL;
     long long number = 0;
-    if (starts.len < count * 8 || ends.len < count * 8 || times.len < count * 8) {
-        PyErr_SetString(PyExc_ValueError, "arrays shorter than count");
+    if (starts.len < count * 8 || ends.len < count * 8 || times.len < count * 8 || first < 0) {
+        PyErr_SetString(PyExc_ValueError, "arrays shorter than count, or a negative start");
         goto done;
     }
     flows = PyObject_GetAttr(table, s_flows);
@@ -535,8 +539,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (!(packets & sweep_mask))
             break; /* the table sweeps after this frame: Python's */
         int64_t start = st[i], end = en[i];
-        if (start < 0 || end > size || start > end)
-            break;
+        if (start < 0 || end > size || start > end) {
+            PyErr_SetString(PyExc_ValueError, "a frame outside its buffer");
+            goto done;
+        }
         Segment g;
         if (!decode_frame(lt, b + start, (Py_ssize_t)(end - start), &g)) {
             skipped++;
@@ -1134,6 +1140,8 @@ static PyObject *memo_verdict(PyObject *tracker, PyObject *verdict_type) {
  * (its frozen __init__ sets each through object.__setattr__); any other type is called. */
 static PyObject *new_row(PyObject *row_type, PyObject *number, PyObject *verdict) {
     if ((PyTypeObject *)row_type != row_type_at && PyType_Check(row_type)) {
+        Py_INCREF(row_type); /* kept, as in find_offsets */
+        Py_XDECREF(row_type_at);
         row_type_at = (PyTypeObject *)row_type;
         row_number_at = offset_of(row_type_at, s_number_f);
         row_verdict_at = offset_of(row_type_at, s_verdict_f);

@@ -157,8 +157,7 @@ class CaptureFile:
             if self.format == "pcap":
                 yield from self._pcap_batches()
             elif _fastscan is not None:
-                for batch in self._pcapng(fast=True):
-                    yield batch if batch is not None else _TICK
+                yield from _fast_batches(self._pcapng(fast=True))
             else:
                 yield from self._grouped(self._pcapng())
             self._gzip_broken()
@@ -325,9 +324,10 @@ class CaptureFile:
     def _pcapng(self, fast: bool = False) -> Iterator[Any]:
         """Blocks: SHB (byte order), IDB (link type, time resolution), EPB/SPB/PB (packets).
 
-        Yields a `Frame` per packet, or with `fast` (the compiled walk built) a `Batch` per run
-        of enhanced packet blocks of one link type (`_fastscan.walk_ng`), the other blocks
-        being read here; None when a live stream is silent."""
+        Yields a `Frame` per packet; with `fast` (the compiled walk built), a `Batch` per run
+        of enhanced packet blocks of one link type instead (`_fastscan.walk_ng`), and a
+        `Frame` for each simple or obsolete packet block, read here (`_fast_batches` groups
+        them); None when a live stream is silent."""
         read = self._read
         buf = self._head
         base = 0
@@ -397,7 +397,7 @@ class CaptureFile:
                     section.add(lt, per_second, offset)
                 if frame is not None:
                     n += 1
-                    yield _one_frame_batch(frame) if fast else frame
+                    yield frame
                 pos = end
             self.frames_read = n
             if eof:
@@ -427,16 +427,14 @@ class _Section:
     def __init__(self, endian: str = "<") -> None:
         self.endian = endian
         self.ifaces: list[tuple[int, float, int]] = []
-        self._columns = (b"", b"", b"")
+        self._columns = (array("i"), array("d"), array("q"))
 
     def add(self, linktype: int, per_second: float, offset: int) -> None:
         self.ifaces.append((linktype, per_second, offset))
-        lts, pers, offs = zip(*self.ifaces, strict=True)
-        self._columns = (
-            struct.pack(f"={len(lts)}i", *lts),
-            struct.pack(f"={len(pers)}d", *pers),
-            struct.pack(f"={len(offs)}q", *offs),
-        )
+        lts, pers, offs = self._columns
+        lts.append(linktype)
+        pers.append(per_second)
+        offs.append(offset)
 
     def walk(self, buf: bytes, pos: int) -> tuple[Numbers, Numbers, Numbers, int, int, int]:
         """`_fastscan.walk_ng` from pos: a batch's columns, the next pos, the batch's link
@@ -477,15 +475,35 @@ def _batch(
     )
 
 
-def _one_frame_batch(frame: Frame) -> Batch:
-    lt, t, buf, start, end = frame
-    return (
-        lt,
-        buf,
-        memoryview(array("q", [start])),
-        memoryview(array("q", [end])),
-        memoryview(array("d", [t])),
-    )
+def _fast_batches(items: Iterator[Any]) -> Iterator[Batch]:
+    """`CaptureFile._pcapng(fast=True)`'s items as batches: its batches as they are, its
+    frames gathered into batches of one buffer and link type (as `_grouped` does, without
+    numpy), a silent live stream's None as an empty batch."""
+    starts, ends, times = array("q"), array("q"), array("d")
+    current: tuple[int, bytes] | None = None
+
+    def gathered() -> Batch:
+        assert current is not None
+        return current[0], current[1], memoryview(starts), memoryview(ends), memoryview(times)
+
+    for item in items:
+        if item is not None and not isinstance(item[1], bytes):  # a Frame: (lt, t, buf, ...)
+            lt, t, buf, start, end = item
+            if current is not None and (current[0] != lt or current[1] is not buf):
+                yield gathered()
+                starts, ends, times = array("q"), array("q"), array("d")
+            current = (lt, buf)
+            starts.append(start)
+            ends.append(end)
+            times.append(t)
+            continue
+        if current is not None:
+            yield gathered()
+            starts, ends, times = array("q"), array("q"), array("d")
+            current = None
+        yield item if item is not None else _TICK
+    if current is not None:
+        yield gathered()
 
 
 def _idb_options(buf: bytes, pos: int, end: int, endian: str) -> tuple[float, int]:

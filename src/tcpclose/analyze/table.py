@@ -37,6 +37,7 @@ import heapq
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 from socket import AF_INET, AF_INET6, inet_ntop
 from typing import TYPE_CHECKING
 
@@ -535,10 +536,13 @@ class ConnectionTable:
 
     def _evict(self) -> None:
         """More than `max_open` connections open: finish the quietest tenth (by their last
-        packet's time, then start order; the newest connection stays), in start order."""
+        packet's time, then start order), in start order. The newest connection, which went
+        over, stays whatever its time (a capture's clock may step back): its first packet is
+        fed after this in Python's `_frame`, before it in the compiled loop."""
         live = self._live
         excess = len(live) - self.max_open + self.max_open // 10
-        victims = heapq.nsmallest(excess, live.values(), key=lambda entry: entry[0].end)
+        older = islice(live.values(), len(live) - 1)  # all but the newest (start order)
+        victims = heapq.nsmallest(excess, older, key=lambda entry: entry[0].end)
         victims.sort(key=lambda entry: entry[2])
         self.evicted += len(victims)
         self.finish_entries(victims)
