@@ -675,6 +675,28 @@ done:
     return result;
 }
 
+/* The record walks' three columns (start and end offsets, times), twice as long (4,096 rows
+ * the first time): 0, or -1 with MemoryError (the columns as they were, for the caller to
+ * free). */
+static int grow(int64_t **s, int64_t **e, double **t, Py_ssize_t *cap) {
+    Py_ssize_t more = *cap ? *cap * 2 : 4096;
+    int64_t *s2 = PyMem_Realloc(*s, more * sizeof **s);
+    if (s2)
+        *s = s2;
+    int64_t *e2 = PyMem_Realloc(*e, more * sizeof **e);
+    if (e2)
+        *e = e2;
+    double *t2 = PyMem_Realloc(*t, more * sizeof **t);
+    if (t2)
+        *t = t2;
+    if (!s2 || !e2 || !t2) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    *cap = more;
+    return 0;
+}
+
 /* walk(buf, pos, big_endian, unit, max_record) -> (starts, ends, times, pos, stop): the
  * records wholly in buf from pos on, as `CaptureFile._pcap_batches` walks them: their data's
  * start and end offsets (int64 bytes), their times (float64 bytes: seconds + fraction * unit,
@@ -707,22 +729,8 @@ static PyObject *walk(PyObject *self, PyObject *args) {
                 stop = pos;
             break;
         }
-        if (count == cap) {
-            cap = cap ? cap * 2 : 4096;
-            int64_t *s2 = PyMem_Realloc(s, cap * sizeof *s);
-            if (s2)
-                s = s2;
-            int64_t *e2 = PyMem_Realloc(e, cap * sizeof *e);
-            if (e2)
-                e = e2;
-            double *t2 = PyMem_Realloc(t, cap * sizeof *t);
-            if (t2)
-                t = t2;
-            if (!s2 || !e2 || !t2) {
-                PyErr_NoMemory();
-                goto out;
-            }
-        }
+        if (count == cap && grow(&s, &e, &t, &cap) < 0)
+            goto out;
         s[count] = pos + 16;
         e[count] = end;
         t[count] = (double)sec + (double)frac * unit;
@@ -815,22 +823,8 @@ static PyObject *walk_ng(PyObject *self, PyObject *args) {
                     break;
                 }
                 linktype = lt_of[iface];
-                if (count == cap) {
-                    cap = cap ? cap * 2 : 4096;
-                    int64_t *s2 = PyMem_Realloc(s, cap * sizeof *s);
-                    if (s2)
-                        s = s2;
-                    int64_t *e2 = PyMem_Realloc(e, cap * sizeof *e);
-                    if (e2)
-                        e = e2;
-                    double *t2 = PyMem_Realloc(t, cap * sizeof *t);
-                    if (t2)
-                        t = t2;
-                    if (!s2 || !e2 || !t2) {
-                        PyErr_NoMemory();
-                        goto out;
-                    }
-                }
+                if (count == cap && grow(&s, &e, &t, &cap) < 0)
+                    goto out;
                 uint64_t units = ((uint64_t)rd32(r + 12, big) << 32) | rd32(r + 16, big);
                 s[count] = pos + 28;
                 e[count] = pos + 28 + caplen;
