@@ -95,6 +95,22 @@ CASES = [
         Cause.KEEPALIVE_RACE,
     ),
     (
+        # HAProxy's soft stop (-sf), seen in a full suite run: FIN 13 us after our request,
+        # acking it, then RST 10 us later: closed while the request sat unread
+        "keep-alive race: FIN then RST as our request arrived (a shutdown, then unread data)",
+        [
+            *_handshake(),
+            *_exchange(0.010, 101, 501),
+            _from(C, 0.020, PSH | ACK, 151, 581, 50),
+            _from(S, 0.020013, FIN | ACK, 581, 201),
+            _from(S, 0.020023, RST | ACK, 582, 201),
+        ],
+        0.0199,
+        True,
+        Outcome.CLOSED_WITHOUT_ANSWER,
+        Cause.KEEPALIVE_RACE,
+    ),
+    (
         "closed after reading without answering",
         [
             *_handshake(),

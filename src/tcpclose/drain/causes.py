@@ -12,8 +12,9 @@ syn-refused          our SYN was answered by RST: no listener at that moment
 error-answer         the server answered, with an error status (a proxy's 502/503...)
 partial-answer       some bytes of the answer arrived, then FIN or RST
 keepalive-race       a reused connection: the server closed it (FIN, or RST without FIN)
-                     before our request reached it, or reset it (no FIN) within RACE_WINDOW
-                     of our request's arrival, unanswered: its close raced our request
+                     before our request reached it, or reset it within RACE_WINDOW of our
+                     request's arrival (with or without a FIN just before), unanswered: its
+                     close raced our request
 closed-before-request  a new connection the server closed (FIN) before the request arrived
 rst-unread           the server reset (RST without FIN) an accepted connection while our
                      request was unanswered (closed with unread data: RFC 2525, the lesson)
@@ -89,8 +90,8 @@ class RequestFacts:
     server_bytes_before: int  #: server payload bytes before this request (earlier answers)
     server_fin_before_request: bool  #: the server's FIN left before our request reached it
     server_rst_before_request: bool  #: the server's RST (without FIN) left before our request
-    #: the server's RST (without FIN) came within RACE_WINDOW of our request's data: it closed
-    #: a connection it saw as idle, our request unread in its buffer
+    #: the server's RST came within RACE_WINDOW of our request's data: it closed a connection
+    #: it saw as idle, our request unread in its buffer
     server_rst_at_request: bool
     server_fin_after_request: bool  #: the server's first FIN came after our request arrived
     server_rst: bool  #: the server sent RST (at any time after our request's start)
@@ -121,7 +122,9 @@ RULES: tuple[_Rule, ...] = (
             and (
                 f.server_fin_before_request
                 or f.server_rst_before_request
-                or (f.server_rst_at_request and not f.server_fin and f.answer_bytes == 0)
+                # an RST this soon: closed with our request unread (a FIN just before it
+                # is a shutdown(), a FIN long before is `server_fin_before_request`)
+                or (f.server_rst_at_request and f.answer_bytes == 0)
             )
         ),
     ),
