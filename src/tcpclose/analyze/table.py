@@ -2,12 +2,13 @@
 
 Two paths, same rows:
 
-* the fast path (`ConnectionTable.scan_batch`, used by `read_rows`): a read chunk's frames
-  are decoded at once with numpy when they are plain IPv4 (others one by one, with
-  `decode`); each connection gets a `MemoTracker`, which shares tracker states with the
-  connections that went the same way (`tcpclose.classify.memo`); the cyclic collector is
-  off while a batch runs. What is left per packet in Python: the table lookup and one
-  lookup in the shared states.
+* the fast path (`ConnectionTable.scan_batch`, used by `read_rows`): each connection gets a
+  `MemoTracker`, which shares tracker states with the connections that went the same way
+  (`tcpclose.classify.memo`); the cyclic collector is off while a batch runs. With the
+  compiled loop (`_fastscan.scan`, when built) a read chunk's frames are decoded and
+  tracked in C, as `decode` and `_frame` do, and only the frames it stops at go through
+  `_frame`; without it, the plain IPv4 frames are decoded at once with numpy (others one by
+  one, with `decode`) and the table lookup and the step in the shared states are Python's.
 * the reference path (`scan`, `reference=True`): frame by frame, a plain
   `ConnectionTracker` per connection, every segment through `feed_reference` (the rules as
   written). Tests run both on every capture they make and compare.
