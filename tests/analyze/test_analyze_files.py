@@ -14,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "classify"))
 from tcpconv import conversation
 
+from support.frames import framed
 from tcpclose.analyze import analyze_files, read_connections
 from tcpclose.classify import Termination, classify_packets
 from tcpclose.cli import main
@@ -77,18 +78,7 @@ def ip_packet(p: Packet, v6: bool) -> bytes:
 
 
 def frame(linktype: int, p: Packet, v6: bool = False, vlan: bool = False) -> bytes:
-    ip = ip_packet(p, v6)
-    et = 0x86DD if v6 else 0x0800
-    if linktype == 1:
-        tag = struct.pack("!HH", 0x8100, 5) if vlan else b""
-        return b"\0" * 12 + tag + struct.pack("!H", et) + ip
-    if linktype == 113:
-        return struct.pack("!HHH8sH", 0, 772, 6, b"\0" * 8, et) + ip
-    if linktype == 276:
-        return struct.pack("!HHIHBB8s", et, 0, 1, 772, 0, 6, b"\0" * 8) + ip
-    if linktype == 0:
-        return struct.pack("<I", 30 if v6 else 2) + ip
-    return ip  # raw
+    return framed(linktype, ip_packet(p, v6), 1 if vlan else 0)
 
 
 def pcap(linktype: int, packets: list[Packet], **kw: bool) -> bytes:

@@ -23,6 +23,7 @@ from test_fast_path import (
     write_pcap,
 )
 
+from support.frames import framed
 from tcpclose.analyze.reading import Analysis, read_rows
 from tcpclose.analyze.table import ConnectionTable
 
@@ -81,22 +82,6 @@ def udp_ipv4(t: int) -> bytes:
         )
         + udp
     )
-
-
-def framed(linktype: int, ip: bytes, vlan: int) -> bytes:
-    """The IP packet on a link of this type (Ethernet with `vlan` 802.1Q/802.1ad tags)."""
-    version6 = ip[0] >> 4 == 6
-    if linktype == 1:
-        tags = b"".join(struct.pack("!HH", 0x88A8 if i else 0x8100, 7) for i in range(vlan))
-        return b"\0" * 12 + tags + (b"\x86\xdd" if version6 else b"\x08\x00") + ip
-    proto = 0x86DD if version6 else 0x0800
-    if linktype == 113:
-        return struct.pack("!HHH8sH", 0, 772, 6, b"\0" * 8, proto) + ip
-    if linktype == 276:
-        return struct.pack("!HHIHBB8s", proto, 0, 1, 772, 0, 6, b"\0" * 8) + ip
-    if linktype == 0:
-        return struct.pack("<I", 30 if version6 else 2) + ip
-    return ip
 
 
 def same_everywhere(path: Path, flt: str | None, collect: int | None) -> list:

@@ -587,11 +587,13 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (!entry && PyErr_Occurred())
             goto done;
         if (!entry && some_ignored) { /* `_frame`: a connection the filter left out */
-            unsigned char raw[36];
-            memcpy(raw, g.src, alen);
-            memcpy(raw + alen, g.dst, alen);
-            memcpy(raw + 2 * alen, tcp, 4);
-            PyObject *rk = PyBytes_FromStringAndSize((const char *)raw, klen);
+            unsigned char raw[36]; /* the frame's own key: the canonical one unless swapped */
+            if (swap) {
+                memcpy(raw, key + alen, alen);
+                memcpy(raw + alen, key, alen);
+                memcpy(raw + 2 * alen, tcp, 4);
+            }
+            PyObject *rk = PyBytes_FromStringAndSize((const char *)(swap ? raw : key), klen);
             if (!rk)
                 goto done;
             int left_out = PySet_Contains(ignored, rk);
