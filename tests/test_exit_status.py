@@ -23,10 +23,11 @@ import pytest
 
 from lesson.driver import python_env
 from probe.test_endpoints import Endpoint, close_on_eof, reset_on_eof, silent
+from support.commands import tcpclose_argv
 from tcpclose import docs
 from tcpclose.probe.verdict import ProbeExit
 from tcpclose.status import ExitStatus
-from test_signals import Run, a_server_listens, tcpclose_argv
+from test_signals import Run, a_server_listens
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURE = ROOT / "tests" / "data" / "analyze" / "three-closes.pcap"

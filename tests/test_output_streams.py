@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from lesson.driver import TIMEOUT, named, python_env, wait_events
+from support.commands import grace_argv, tcpclose_argv
 from support.net import free_port
 from tcpclose.model.event import read_events
 from tcpclose.status import ExitStatus
@@ -68,22 +68,6 @@ TCPCLOSE_COMMANDS: dict[str, Callable[[Peers], list[str]]] = {
 }
 
 STDOUT_KINDS = ("closed", "full", "broken-pipe")
-
-
-def tcpclose_argv(*args: str) -> list[str]:
-    """The installed console script when there is one (as users run it), else -m."""
-    script = Path(sys.executable).parent / "tcpclose"
-    if script.exists():
-        return [str(script), *args]
-    return [sys.executable, "-P", "-m", "tcpclose", *args]
-
-
-def grace_argv(name: str, *args: str) -> list[str]:
-    script = Path(sys.executable).parent / name
-    if script.exists():
-        return [str(script), *args]
-    module = {"graceserver": "tcpclose.lesson.server", "graceclient": "tcpclose.lesson.client"}
-    return [sys.executable, "-P", "-m", module[name], *args]
 
 
 def start(argv: list[str], stdout: str, cwd: Path, stdin: int | None = None) -> subprocess.Popen:

@@ -23,7 +23,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from pathlib import Path
 import pytest
 
 from lesson.driver import python_env
+from support.commands import tcpclose_argv
 from support.net import free_port
 from tcpclose.model.event import read_events
 from tcpclose.status import ExitStatus
@@ -41,14 +41,6 @@ from tcpclose.status import ExitStatus
 TOKEN_VARIABLE = "TCPCLOSE_SIGNAL_TEST"
 #: how long a whole lab run, or the end of one, may take on a loaded 2-core machine
 RUN_TIMEOUT = 240.0
-
-
-def tcpclose_argv(*args: str) -> list[str]:
-    """The installed console script when there is one (as users run it), else `python -P -m`."""
-    script = Path(sys.executable).parent / "tcpclose"
-    if script.exists():
-        return [str(script), *args]
-    return [sys.executable, "-P", "-m", "tcpclose", *args]
 
 
 def _read(path: str) -> bytes:

@@ -25,20 +25,13 @@ from pathlib import Path
 import pytest
 
 from lesson.driver import python_env
+from support.commands import tcpclose_argv
 from support.net import free_port
 from tcpclose.status import ExitStatus
 from test_signals import TOKEN_VARIABLE, processes_with
 
 #: a whole lab-backed command on a loaded 2-core machine
 RUN_TIMEOUT = 300
-
-
-def tcpclose_argv(*args: str) -> list[str]:
-    """The installed console script when there is one (as users run it), else `python -P -m`."""
-    script = Path(sys.executable).parent / "tcpclose"
-    if script.exists():
-        return [str(script), *args]
-    return [sys.executable, "-P", "-m", "tcpclose", *args]
 
 
 @pytest.fixture
