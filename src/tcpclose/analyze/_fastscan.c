@@ -27,7 +27,7 @@
 #include <Python.h>
 
 /* Bump with tcpclose/analyze/compiled.py's API whenever a function here changes. */
-#define FASTSCAN_API 6
+#define FASTSCAN_API 7
 #include <stdint.h>
 #include <string.h>
 #include <math.h>
@@ -366,6 +366,31 @@ static int decode_frame(long lt, const unsigned char *f, Py_ssize_t flen, Segmen
     return 1;
 }
 
+/* tracker.feed_fields(t, is_orig, flags, seq, ack, win, length), as `_frame` calls it:
+ * 0, or -1 with the error it raised. */
+static int feed(PyObject *tracker, double t, int is_orig, unsigned flags, uint32_t seq,
+                uint32_t ack, unsigned win, long length) {
+    PyObject *args[8] = {tracker, PyFloat_FromDouble(t), Py_NewRef(is_orig ? Py_True : Py_False),
+                         PyLong_FromUnsignedLong(flags & 0xFF), PyLong_FromUnsignedLong(seq),
+                         PyLong_FromUnsignedLong(ack), PyLong_FromUnsignedLong(win),
+                         PyLong_FromLong(length)};
+    PyObject *r = NULL;
+    int made = 1;
+    for (int j = 1; j < 8; j++)
+        made = made && args[j];
+    if (made) {
+        Py_INCREF(tracker); /* (held by the table's dict; kept whatever the call does) */
+        r = PyObject_VectorcallMethod(s_feed, args, 8, NULL); /* (no slot before args) */
+        Py_DECREF(tracker);
+    }
+    for (int j = 1; j < 8; j++)
+        Py_XDECREF(args[j]);
+    if (!r)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 /* The text of an address (4 or 16 bytes), as `ConnectionTable._address` gives it (its cache
  * first). */
 static PyObject *address(PyObject *table, PyObject *addresses, const unsigned char *raw,
@@ -630,24 +655,28 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                 break;
         }
         PyObject *tracker = PyList_GET_ITEM(entry, 0);
-        if ((PyObject *)Py_TYPE(tracker) != memo_type)
-            break;
         int orig_dir = PyObject_IsTrue(PyList_GET_ITEM(entry, 1));
         if (orig_dir < 0)
             goto done;
         int is_orig = orig_dir != swap;
-        PyObject *real = get(tracker, s_real, tracker_at.real);
-        if (!real)
+        int moved = 0;
+        if ((PyObject *)Py_TYPE(tracker) == memo_type) {
+            PyObject *real = get(tracker, s_real, tracker_at.real);
+            if (!real)
+                goto done;
+            Py_DECREF(real);
+            if (real == Py_None) {
+                moved = step(tracker, is_orig, flags, u32(tcp + 4), u32(tcp + 8),
+                             u16(tcp + 14) == 0, g.length, tm[i]);
+                if (moved < 0)
+                    goto done;
+            }
+        }
+        /* A state nobody met yet, a tracker off the shared states, or a plain tracker: what
+         * `_frame` does with this packet, tracker.feed_fields(...), called from here. */
+        if (!moved && feed(tracker, tm[i], is_orig, flags, u32(tcp + 4), u32(tcp + 8),
+                           u16(tcp + 14), g.length) < 0)
             goto done;
-        Py_DECREF(real);
-        if (real != Py_None)
-            break;
-        int moved = step(tracker, is_orig, flags, u32(tcp + 4), u32(tcp + 8),
-                         u16(tcp + 14) == 0, g.length, tm[i]);
-        if (moved < 0)
-            goto done;
-        if (!moved)
-            break; /* a state nobody met yet: Python computes it */
         tcp_count++;
     }
     result = Py_BuildValue("(nnn)", i, tcp_count, skipped);

@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 #: Must equal FASTSCAN_API in _fastscan.c: bump both whenever a compiled function changes.
-API = 6
+API = 7
 
 
 def _load() -> ModuleType | None:
