@@ -24,6 +24,7 @@ from test_fast_path import (
 )
 
 from support.frames import framed
+from tcpclose.analyze.compiled import fastscan
 from tcpclose.analyze.reading import Analysis, read_rows
 from tcpclose.analyze.table import ConnectionTable
 
@@ -156,6 +157,7 @@ def test_ipv6_vlan_link_types_filter_and_collect(
         same_everywhere(path, "not port 40002", collect)
 
 
+@pytest.mark.skipif(fastscan is None, reason="the compiled loop is not built")
 def test_an_ipv6_capture_is_tracked_in_c(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A capture of IPv6 connections behind a VLAN tag is tracked by the compiled loop: Python's
     `_frame` sees almost none of its packets (new tracker states are fed from the loop too),
@@ -192,6 +194,7 @@ def test_an_ipv6_capture_is_tracked_in_c(tmp_path: Path, monkeypatch: pytest.Mon
     assert rows[0].verdict.originator[0] == "2001:db8::a05:1"
 
 
+@pytest.mark.skipif(fastscan is None, reason="the compiled loop is not built")
 def test_long_connections_are_fed_from_c(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Long connections leave the shared states (every segment's numbers are new): their
     trackers are fed from the compiled loop, as `_frame` feeds them, not through `_frame`;

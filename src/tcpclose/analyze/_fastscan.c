@@ -7,13 +7,14 @@
  * VLAN tags, IPv4 with or without options, IPv6 with extension headers), find the connection
  * by its canonical key, and move the tracker to the next shared state. A frame that is not
  * TCP over IP is counted as skipped; the packets of a connection the filter left out are
- * counted. It stops, returning the frame's index, at the first frame that needs Python: a
- * SYN without ACK that may start a connection where C may not (a 4-tuple in use, a filter, a
+ * counted. A tracker off the shared states (`_real` set, or a plain one) and a state never
+ * met (a memo miss) are fed here too, through their Python `feed_fields`, as `_frame` feeds
+ * them. It stops, returning the frame's index, at the first frame that needs Python: a SYN
+ * without ACK that may start a connection where C may not (a 4-tuple in use, a filter, a
  * collected connection, a self-connection), a connection not in the table, the collected
- * connection's packets, a tracker off the shared states (`_real` set) or a state never met
- * (a memo miss), and the frames after which the table sweeps. Python handles that frame
- * (`_frame`) and calls again from the next one: the results are the Python path's, frame
- * for frame (the tests compare the two on every capture they make).
+ * connection's packets, and the frames after which the table sweeps. Python handles that
+ * frame (`_frame`) and calls again from the next one: the results are the Python path's,
+ * frame for frame (the tests compare the two on every capture they make).
  *
  * A SYN without ACK on a 4-tuple with no connection in the table starts one here when the
  * table allows it (`can_start`: no filter, no packets collected): what `_frame` and
@@ -198,7 +199,8 @@ static inline int set(PyObject *o, PyObject *name, Py_ssize_t off, PyObject *v) 
 }
 
 /* Move a MemoTracker on the shared states by one segment (`MemoTracker.feed_fields` when the
- * next state is known): 1 done, 0 a state never met (Python computes it), -1 error. */
+ * next state is known): 1 done, 0 a state never met (its `feed_fields` computes it: `feed`),
+ * -1 error. */
 static int step(PyObject *tracker, int is_orig, unsigned flags, uint32_t seq, uint32_t ack,
                 int win_zero, long length, double t) {
     const Offsets *at = &tracker_at; /* (the caller checked the tracker's type) */
