@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -37,6 +39,23 @@ def start_graceserver(procs: Procs, tmp_path: Path) -> Callable[..., RunningServ
         return RunningServer(proc, int(named(listening, "listening")[0].get("port")), events)
 
     return start
+
+
+@pytest.fixture(scope="module")
+def http_port() -> Iterator[int]:
+    """A quiet http.server on a free loopback port, in a thread (a server for probe, drain
+    and the commands the output tests run)."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
 
 
 #: how the tests word a skip for a tool that `make test` installs

@@ -9,14 +9,12 @@ until a signal: it has a test of its own (SIGTERM once it listens).
 
 from __future__ import annotations
 
-import http.server
 import os
 import select
 import shutil
 import signal
 import socket
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,22 +102,6 @@ def finish(proc: subprocess.Popen, timeout: float = COMMAND_TIMEOUT) -> tuple[in
         _, err = proc.communicate()
         raise AssertionError(f"still running after {timeout} s: {err!r}") from None
     return proc.returncode, err
-
-
-@pytest.fixture(scope="module")
-def http_port() -> Iterator[int]:
-    """http.server on a free loopback port, for probe."""
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
 
 
 EXPECTED_TCPCLOSE = {

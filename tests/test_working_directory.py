@@ -12,14 +12,13 @@ on sys.path), and (lab-backed commands) its working directory is not the caller'
 
 from __future__ import annotations
 
-import http.server
 import os
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,22 +42,6 @@ def trapped(tmp_path: Path) -> tuple[Path, Path]:
     marker = tmp_path / "MARKER"
     (package / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write('imported\\n')\n")
     return directory, marker
-
-
-@pytest.fixture(scope="module")
-def http_port() -> Iterator[int]:
-    """http.server on a free loopback port, for the probe."""
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
 
 
 def test_the_trap_springs_on_the_old_code_path(trapped: tuple[Path, Path]) -> None:
