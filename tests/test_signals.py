@@ -222,14 +222,20 @@ COMMANDS: dict[str, Callable[[Path], list[str]]] = {
 }
 
 
+def _at_the_moment(watched, command: str, moment: str, tmp_path: Path) -> Run:  # type: ignore[no-untyped-def]
+    """`command` started, and waited for until `moment` (one of MOMENTS) has come."""
+    run = watched(*COMMANDS[command](tmp_path))
+    run.start()
+    run.wait_until(moment, lambda: MOMENTS[moment](run))
+    return run
+
+
 @pytest.mark.parametrize("moment", list(MOMENTS))
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_sigterm_ends_every_child_and_removes_every_temp_dir(
     command: str, moment: str, watched, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    run = watched(*COMMANDS[command](tmp_path))
-    run.start()
-    run.wait_until(moment, lambda: MOMENTS[moment](run))
+    run = _at_the_moment(watched, command, moment, tmp_path)
     assert run.pids, "no process of the run was seen"
     _ends_cleanly(run, signal.SIGTERM, ExitStatus.TERMINATED, b"tcpclose: terminated\n")
 
@@ -257,9 +263,7 @@ def _ends_cleanly(run, signum: int, status: int, stderr: bytes) -> None:  # type
 def test_sigkill_children_end_by_themselves_and_the_next_run_sweeps(
     command: str, moment: str, watched, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    run = watched(*COMMANDS[command](tmp_path))
-    run.start()
-    run.wait_until(moment, lambda: MOMENTS[moment](run))
+    run = _at_the_moment(watched, command, moment, tmp_path)
     assert run.proc is not None
     killed_pid = run.proc.pid
     run.proc.kill()
