@@ -314,9 +314,8 @@ class _Share:
         self.skipped = 0
         self.summary = Summary()
         self.worst = WorstRows()
-        #: connections the share's table finished early, and its limit (`ConnectionTable`)
+        #: connections the share's table finished early (`ConnectionTable.max_open`)
         self.evicted = 0
-        self.max_open = MAX_OPEN // workers
 
     def end(self) -> tuple:
         """What the share sends after its last rows."""
@@ -384,7 +383,6 @@ class _Share:
             rows = []
         table.finish()  # nothing left to finish: clears what the table keeps
         self.evicted = table.evicted
-        self.max_open = table.max_open
         self.packets = table.packets
         self.tcp_packets = table.tcp_packets
         self.skipped = table.skipped
@@ -545,7 +543,8 @@ def write_rows(
         worst.non_graceful = total_non_graceful
         analysis.warnings.extend(own.warnings)
         if evicted:
-            analysis.warnings.append(eviction_warning(evicted, own.max_open * workers))
+            # every process's table keeps MAX_OPEN // workers (`ShareTable`)
+            analysis.warnings.append(eviction_warning(evicted, MAX_OPEN // workers * workers))
         analysis.stopped = own.stopped
         analysis.packets = own.packets
         analysis.tcp_packets = own.tcp_packets
